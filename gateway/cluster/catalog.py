@@ -1,0 +1,156 @@
+"""Buckets, access keys and object records on top of the quorum metadata store.
+
+Every mutation first reads the current record from a read quorum and issues a stamp strictly
+greater than what it saw (see hlc.py), then writes with the write quorum: that write is the one
+visible commit point of the operation.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import AsyncIterator, Callable
+
+from gateway.cluster.hlc import HybridClock
+from gateway.cluster.metastore import MetaStore, Versioned
+from gateway.cluster.records import (ACCESS_KEY_PREFIX, BUCKET_PREFIX, SYSTEM_PARTITION,
+                                     AccessKeyRecord, BucketRecord, ObjectRecord, access_key_key,
+                                     bucket_key, bucket_partition, object_key, object_prefix)
+
+log = logging.getLogger("cairn.catalog")
+
+SCAN_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    record: ObjectRecord
+    stamp: bytes
+
+
+class Catalog:
+    def __init__(self, meta: MetaStore, clock: HybridClock, *, key_cache_ttl: float = 5.0):
+        self._meta = meta
+        self._clock = clock
+        self._key_cache: dict[str, tuple[float, AccessKeyRecord | None]] = {}
+        self._key_cache_ttl = key_cache_ttl
+
+    @property
+    def clock(self) -> HybridClock:
+        return self._clock
+
+    # ---- access keys ------------------------------------------------------------------------
+    async def get_access_key(self, access_key: str) -> AccessKeyRecord | None:
+        """Cached for a few seconds so that authenticating a request costs no round trip;
+        a deleted key stops working within key_cache_ttl on every gateway."""
+        now = time.monotonic()
+        hit = self._key_cache.get(access_key)
+        if hit is not None and now - hit[0] < self._key_cache_ttl:
+            return hit[1]
+        found = await self._meta.get(SYSTEM_PARTITION, access_key_key(access_key))
+        rec = None
+        if found is not None:
+            rec = AccessKeyRecord.decode(found.value)
+            if rec.deleted:
+                rec = None
+        if rec is not None or len(self._key_cache) < 10_000:
+            self._key_cache[access_key] = (now, rec)
+        return rec
+
+    def cached_secret(self, access_key: str) -> str | None:
+        hit = self._key_cache.get(access_key)
+        return hit[1].secret_key if hit and hit[1] else None
+
+    async def put_access_key(self, rec: AccessKeyRecord) -> None:
+        await self._write(SYSTEM_PARTITION, access_key_key(rec.access_key), rec.encode())
+        self._key_cache.pop(rec.access_key, None)
+
+    async def list_access_keys(self) -> list[AccessKeyRecord]:
+        out = []
+        async for _, v in self._scan_all(SYSTEM_PARTITION, ACCESS_KEY_PREFIX):
+            rec = AccessKeyRecord.decode(v.value)
+            if not rec.deleted:
+                out.append(rec)
+        return out
+
+    # ---- buckets ----------------------------------------------------------------------------
+    async def get_bucket(self, name: str) -> BucketRecord | None:
+        found = await self._meta.get(SYSTEM_PARTITION, bucket_key(name))
+        if found is None:
+            return None
+        rec = BucketRecord.decode(found.value)
+        return None if rec.deleted else rec
+
+    async def put_bucket(self, rec: BucketRecord) -> None:
+        await self._write(SYSTEM_PARTITION, bucket_key(rec.name), rec.encode())
+
+    async def delete_bucket(self, rec: BucketRecord) -> None:
+        await self._write(SYSTEM_PARTITION, bucket_key(rec.name), replace(rec, deleted=True).encode())
+
+    async def list_buckets(self) -> list[BucketRecord]:
+        out = []
+        async for _, v in self._scan_all(SYSTEM_PARTITION, BUCKET_PREFIX):
+            rec = BucketRecord.decode(v.value)
+            if not rec.deleted:
+                out.append(rec)
+        return out
+
+    # ---- objects ----------------------------------------------------------------------------
+    async def get_object(self, bucket: str, key: str) -> StoredObject | None:
+        """The newest record, tombstones included (callers check .record.deleted)."""
+        found = await self._meta.get(bucket_partition(bucket), object_key(bucket, key))
+        if found is None:
+            return None
+        self._clock.observe(found.stamp)
+        return StoredObject(ObjectRecord.decode(found.value), found.stamp)
+
+    async def commit_object(self, bucket: str, key: str, rec: ObjectRecord,
+                            seen: StoredObject | None) -> bytes:
+        """The commit point of a PUT/COPY/DELETE: returns the stamp written."""
+        stamp = self._clock.stamp_after(seen.stamp if seen else None)
+        await self._meta.put(bucket_partition(bucket), object_key(bucket, key), rec.encode(), stamp)
+        return stamp
+
+    async def scan_objects(self, bucket: str, prefix: str, start_after: str | None,
+                           limit: int) -> tuple[list[tuple[str, ObjectRecord]], bool]:
+        """One page of live objects with keys > start_after, in key order; `more` if the
+        scan stopped early. Tombstones are skipped (and do not count toward limit)."""
+        base = object_prefix(bucket)
+        scan_prefix = base + prefix.encode("utf-8", "surrogateescape")
+        start = scan_prefix
+        if start_after is not None:
+            after = base + start_after.encode("utf-8", "surrogateescape")
+            if after >= start:
+                start = after + b"\x00"
+        out: list[tuple[str, ObjectRecord]] = []
+        while len(out) < limit:
+            page, more = await self._meta.scan(bucket_partition(bucket), scan_prefix, start,
+                                               min(SCAN_PAGE, max(limit - len(out), 1) + 16))
+            for rkey, v in page:
+                rec = ObjectRecord.decode(v.value)
+                if rec.deleted:
+                    continue
+                out.append((rkey[len(base):].decode("utf-8", "surrogateescape"), rec))
+                if len(out) >= limit:
+                    last_key = rkey
+                    return out, more or rkey != page[-1][0]
+            if not more or not page:
+                return out, False
+            start = page[-1][0] + b"\x00"
+        return out, True
+
+    async def _scan_all(self, partition: bytes, prefix: bytes) -> AsyncIterator[tuple[bytes, Versioned]]:
+        start = prefix
+        while True:
+            page, more = await self._meta.scan(partition, prefix, start, SCAN_PAGE)
+            for item in page:
+                yield item
+            if not more or not page:
+                return
+            start = page[-1][0] + b"\x00"
+
+    async def _write(self, partition: bytes, key: bytes, value: bytes) -> None:
+        seen = await self._meta.get(partition, key)
+        stamp = self._clock.stamp_after(seen.stamp if seen else None)
+        await self._meta.put(partition, key, value, stamp)

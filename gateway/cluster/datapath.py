@@ -1,0 +1,229 @@
+"""Erasure-coded object bytes: streamed in stripe by stripe, streamed out stripe by stripe.
+
+Write: cut the body into stripes of `stripe_size` data bytes, hash and encode each in a worker
+thread, send the k+m shards of a stripe to the partition's k+m nodes concurrently while the next
+stripe is read. A few stripes are in flight at once, so memory per request is bounded by
+window * stripe_size * (k+m)/k whatever the object size. A node that fails once is dropped for the
+rest of the object (its shard index is recorded as missing); as soon as fewer than the write quorum
+of shard indices remain, the write fails fast with ServiceUnavailable.
+
+Read: for each stripe of the requested range, ask the data-shard holders for just the bytes needed
+(the code is systematic); on any failure or checksum error, fetch whole shards from every
+remaining holder, decode from the first k, and report what was missing for repair.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+from concurrent.futures import Executor
+from typing import AsyncIterator, Awaitable, Callable, Protocol
+
+from common.codec import ErasureCode
+from common.nodeclient import Corrupt, NodeError, NodePool
+from common import stripes
+from gateway.cluster.quorum import Quorums
+from gateway.cluster.records import DataRef, shard_key
+from gateway.s3.errors import ServiceUnavailable
+from ring.model import Ring
+
+log = logging.getLogger("cairn.datapath")
+
+
+class StripeSource(Protocol):
+    async def readexactly_or_eof(self, n: int) -> bytes: ...
+
+
+class DataPath:
+    def __init__(self, pool: NodePool, ring: Callable[[], Ring], quorums: Quorums,
+                 executor: Executor, *, stripe_size: int, window: int = 3,
+                 timeout: float = 10.0, repair_hint: Callable[[DataRef, int, int, str], None] | None = None):
+        self._pool = pool
+        self._ring = ring
+        self._q = quorums
+        self._executor = executor
+        self.stripe_size = stripe_size
+        self._window = window
+        self._timeout = timeout
+        self._codes: dict[tuple[int, int], ErasureCode] = {}
+        self._repair_hint = repair_hint or (lambda ref, stripe, shard, why: None)
+        self._background: set[asyncio.Task] = set()
+
+    def code(self, k: int, m: int) -> ErasureCode:
+        code = self._codes.get((k, m))
+        if code is None:
+            code = self._codes[(k, m)] = ErasureCode(k, m)
+        return code
+
+    async def close(self) -> None:
+        for t in list(self._background):
+            t.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    # ---- write -----------------------------------------------------------------------------
+    async def write(self, first: bytes, source: StripeSource,
+                    digest: Callable[[bytes], None]) -> tuple[DataRef, int]:
+        """Store `first` followed by the rest of `source`; returns (ref, total size).
+
+        `digest` is called (in a worker thread) with every data byte exactly once, in order."""
+        ring, q = self._ring(), self._q
+        code = self.code(q.k, q.m)
+        data_id = os.urandom(16)
+        nodes = tuple(n.id for n in ring.nodes_for(data_id))[: q.k + q.m]
+        failed: set[int] = set()
+        inflight: collections.deque[asyncio.Task] = collections.deque()
+        loop = asyncio.get_running_loop()
+        stripe_no = 0
+        total = 0
+        pending = first
+        try:
+            while True:
+                if len(pending) < self.stripe_size:
+                    pending += await source.readexactly_or_eof(self.stripe_size - len(pending))
+                buf, pending = pending, b""
+                if not buf and stripe_no > 0:
+                    break
+                shards = await loop.run_in_executor(self._executor, _digest_and_encode,
+                                                    code, buf, digest)
+                total += len(buf)
+                inflight.append(asyncio.ensure_future(
+                    self._send_stripe(data_id, stripe_no, nodes, shards, failed)))
+                stripe_no += 1
+                while len(inflight) >= self._window:
+                    await inflight.popleft()
+                if len(buf) < self.stripe_size:
+                    break
+            while inflight:
+                await inflight.popleft()
+        except BaseException:
+            for t in inflight:
+                t.cancel()
+            self.forget(DataRef(data_id, q.k, q.m, self.stripe_size, nodes), stripe_no + 1)
+            raise
+        return DataRef(data_id=data_id, k=q.k, m=q.m, stripe_size=self.stripe_size, nodes=nodes,
+                       missing=tuple(sorted(failed))), total
+
+    async def _send_stripe(self, data_id: bytes, stripe_no: int, nodes: tuple[str, ...],
+                           shards: list[bytes], failed: set[int]) -> None:
+        targets = [i for i in range(len(nodes)) if i not in failed]
+        results = await asyncio.gather(
+            *(self._pool[nodes[i]].put_shard(shard_key(data_id, stripe_no, i), shards[i],
+                                             timeout=self._timeout) for i in targets),
+            return_exceptions=True)
+        for i, res in zip(targets, results):
+            if isinstance(res, BaseException):
+                if not isinstance(res, (NodeError, asyncio.TimeoutError)):
+                    raise res
+                log.warning("shard %d of stripe %d on %s failed: %s", i, stripe_no, nodes[i], res)
+                failed.add(i)
+        alive = len(nodes) - len(failed)
+        if alive < self._q.data_write:
+            raise ServiceUnavailable(f"data write: {alive} of {len(nodes)} storage nodes took the "
+                                     f"shards, {self._q.data_write} needed")
+
+    def forget(self, ref: DataRef, stripe_count: int | None = None) -> None:
+        """Best-effort removal of a version's shards in the background (garbage collection picks
+        up whatever this misses)."""
+        async def remove() -> None:
+            count = stripe_count if stripe_count is not None else 0
+            calls = [self._pool[node].delete_shard(shard_key(ref.data_id, s, i), timeout=self._timeout)
+                     for s in range(count) for i, node in enumerate(ref.nodes)]
+            for chunk in range(0, len(calls), 64):
+                await asyncio.gather(*calls[chunk:chunk + 64], return_exceptions=True)
+        t = asyncio.ensure_future(remove())
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)
+
+    def forget_later(self, ref: DataRef, stripe_count: int, delay: float = 30.0) -> None:
+        """Forget a replaced version after `delay` seconds, so GETs already streaming it finish.
+        If this gateway stops first, garbage collection removes the shards instead."""
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self.forget(ref, stripe_count)
+        t = asyncio.ensure_future(later())
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)
+
+    # ---- read ------------------------------------------------------------------------------
+    async def read(self, ref: DataRef, size: int, first: int, last: int) -> AsyncIterator[bytes]:
+        """Yield the bytes first..last (inclusive) of the object, stripe by stripe, prefetching."""
+        plan = stripes.stripes_for_range(first, last, size, ref.stripe_size)
+        ahead: collections.deque[asyncio.Task] = collections.deque()
+        it = iter(plan)
+        try:
+            for item in it:
+                ahead.append(asyncio.ensure_future(self._read_stripe(ref, size, *item)))
+                if len(ahead) >= self._window:
+                    break
+            while ahead:
+                chunk = await ahead.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    ahead.append(asyncio.ensure_future(self._read_stripe(ref, size, *nxt)))
+                yield chunk
+        finally:
+            for t in ahead:
+                t.cancel()
+
+    async def _read_stripe(self, ref: DataRef, size: int, stripe_no: int, start: int, end: int) -> bytes:
+        slen = stripes.stripe_len(stripe_no, size, ref.stripe_size)
+        code = self.code(ref.k, ref.m)
+        healthy = [i for i in range(ref.k) if i not in ref.missing]
+        if len(healthy) == ref.k:
+            ranges = stripes.data_shard_ranges(slen, ref.k, start, end)
+            results = await asyncio.gather(
+                *(self._pool[ref.nodes[i]].get_shard(shard_key(ref.data_id, stripe_no, i), off, ln,
+                                                     timeout=self._timeout)
+                  for i, off, ln in ranges), return_exceptions=True)
+            if not any(isinstance(r, BaseException) for r in results):
+                return b"".join(results)
+            for (i, _, _), r in zip(ranges, results):
+                if isinstance(r, BaseException):
+                    if not isinstance(r, (NodeError, asyncio.TimeoutError)):
+                        raise r
+                    self._report(ref, stripe_no, i, r)
+        data = await self._decode_stripe(ref, code, stripe_no, slen)
+        return data[start:end]
+
+    async def _decode_stripe(self, ref: DataRef, code: ErasureCode, stripe_no: int, slen: int) -> bytes:
+        candidates = [i for i in range(ref.k + ref.m) if i not in ref.missing]
+        tasks = {asyncio.ensure_future(
+            self._pool[ref.nodes[i]].get_shard(shard_key(ref.data_id, stripe_no, i),
+                                               timeout=self._timeout)): i for i in candidates}
+        got: dict[int, bytes] = {}
+        pending = set(tasks)
+        try:
+            while pending and len(got) < ref.k:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    i = tasks[t]
+                    exc = t.exception()
+                    if exc is None:
+                        got[i] = t.result()
+                    elif isinstance(exc, (NodeError, asyncio.TimeoutError)):
+                        self._report(ref, stripe_no, i, exc)
+                    else:
+                        raise exc
+                if len(got) + len(pending) < ref.k:
+                    break
+        finally:
+            for t in pending:
+                t.cancel()
+        if len(got) < ref.k:
+            raise ServiceUnavailable(f"stripe {stripe_no}: only {len(got)} of {ref.k + ref.m} shards "
+                                     f"readable, {ref.k} needed")
+        chosen = dict(sorted(got.items())[: ref.k])
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, code.decode, chosen, slen)
+
+    def _report(self, ref: DataRef, stripe_no: int, shard: int, exc: BaseException) -> None:
+        why = "corrupt" if isinstance(exc, Corrupt) else type(exc).__name__
+        log.warning("shard %d of stripe %d (data %s) on %s unreadable (%s): queued for repair",
+                    shard, stripe_no, ref.data_id.hex(), ref.nodes[shard], why)
+        self._repair_hint(ref, stripe_no, shard, why)
+
+
+def _digest_and_encode(code: ErasureCode, buf: bytes, digest: Callable[[bytes], None]) -> list[bytes]:
+    digest(buf)
+    return code.encode(buf)

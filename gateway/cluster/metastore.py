@@ -1,0 +1,175 @@
+"""Quorum-replicated metadata records on the storage nodes.
+
+Every record lives on the k+m replicas of its ring partition. A write is acknowledged once the
+write quorum W has committed it (each node syncs before answering); a read asks every replica and
+answers from the first R replies, newest stamp winning. Replies that arrive later are still
+collected in the background and any stale replica is repaired with the newest value (read repair).
+"""
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterable, Sequence
+
+from common.nodeclient import NodeError, NodePool, NotFound
+from gateway.cluster.quorum import Quorums
+from gateway.s3.errors import ServiceUnavailable
+from ring.model import Ring
+
+log = logging.getLogger("cairn.metastore")
+
+
+@dataclass(frozen=True)
+class Versioned:
+    stamp: bytes
+    value: bytes
+
+
+class _QuorumLost(Exception):
+    pass
+
+
+async def first_answers(calls: dict[str, Awaitable], needed: int, what: str,
+                        background: set[asyncio.Task],
+                        on_all_done: Callable[[dict[str, object]], None] | None = None,
+                        ) -> dict[str, object]:
+    """Run one call per node; return {node: result-or-NotFound} once `needed` nodes answered.
+
+    NotFound counts as an answer. Other errors count against the quorum; once it can no longer be
+    reached, ServiceUnavailable. Calls still running go on in the background; `on_all_done` then
+    sees every answer (used for read repair)."""
+    tasks = {asyncio.ensure_future(c): node for node, c in calls.items()}
+    answers: dict[str, object] = {}
+    failures: dict[str, BaseException] = {}
+    pending = set(tasks)
+    while pending and len(answers) < needed:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            node = tasks[t]
+            exc = t.exception()
+            if exc is None:
+                answers[node] = t.result()
+            elif isinstance(exc, NotFound):
+                answers[node] = exc
+            else:
+                failures[node] = exc
+        if len(tasks) - len(failures) < needed:
+            break
+    if len(answers) < needed:
+        for t in pending:
+            t.cancel()
+        kinds = ", ".join(sorted({f"{n}: {type(e).__name__}" for n, e in failures.items()}))
+        raise ServiceUnavailable(f"{what}: {len(answers)} of {len(tasks)} replicas answered, "
+                                 f"{needed} needed ({kinds})")
+    if pending:
+        async def finish() -> None:
+            await asyncio.wait(pending)
+            if on_all_done is not None:
+                full = dict(answers)
+                for t in pending:
+                    if not t.cancelled() and (t.exception() is None or isinstance(t.exception(), NotFound)):
+                        full[tasks[t]] = t.exception() or t.result()
+                on_all_done(full)
+        bg = asyncio.ensure_future(finish())
+        background.add(bg)
+        bg.add_done_callback(background.discard)
+    elif on_all_done is not None:
+        on_all_done(answers)
+    return answers
+
+
+class MetaStore:
+    def __init__(self, pool: NodePool, ring: Callable[[], Ring], quorums: Quorums,
+                 timeout: float = 5.0) -> None:
+        self._pool = pool
+        self._ring = ring
+        self._q = quorums
+        self._timeout = timeout
+        self._background: set[asyncio.Task] = set()
+
+    def replicas(self, partition: bytes) -> tuple[str, ...]:
+        return tuple(n.id for n in self._ring().nodes_for(partition))[: self._q.meta_replicas]
+
+    async def close(self) -> None:
+        for t in list(self._background):
+            t.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def get(self, partition: bytes, key: bytes) -> Versioned | None:
+        nodes = self.replicas(partition)
+        calls = {n: self._pool[n].get_record(key, timeout=self._timeout) for n in nodes}
+
+        def repair(answers: dict[str, object]) -> None:
+            newest = _newest(answers.values())
+            if newest is not None:
+                stale = [n for n, a in answers.items()
+                         if isinstance(a, NotFound) or (isinstance(a, tuple) and a[0] < newest.stamp)]
+                if stale:
+                    log.info("read repair of %r on %s", key, ",".join(stale))
+                    for n in stale:
+                        self._spawn(self._pool[n].put_record(key, newest.stamp, newest.value,
+                                                             timeout=self._timeout))
+
+        answers = await first_answers(calls, self._q.meta_read, "metadata read",
+                                      self._background, repair)
+        return _newest(answers.values())
+
+    async def put(self, partition: bytes, key: bytes, value: bytes, stamp: bytes) -> None:
+        nodes = self.replicas(partition)
+        calls = {n: self._pool[n].put_record(key, stamp, value, timeout=self._timeout) for n in nodes}
+        answers = await first_answers(calls, self._q.meta_write, "metadata write", self._background)
+        if any(isinstance(a, NotFound) for a in answers.values()):
+            raise ServiceUnavailable("metadata write: replica refused the record")
+
+    async def scan(self, partition: bytes, prefix: bytes, start: bytes | None, limit: int
+                   ) -> tuple[list[tuple[bytes, Versioned]], bool]:
+        """Merged, newest-wins page of records with keys >= start under prefix.
+
+        Each replica returns at most `limit` keys. A key beyond the last key of a replica that
+        still has more might exist on that replica, so the merged page stops at the smallest such
+        boundary: no key is skipped, whatever each replica held."""
+        nodes = self.replicas(partition)
+        calls = {n: self._pool[n].scan_records(prefix, start=start, limit=limit,
+                                               timeout=self._timeout) for n in nodes}
+        answers = await first_answers(calls, self._q.meta_read, "metadata scan", self._background)
+        pages = [a for a in answers.values() if not isinstance(a, NotFound)]
+        boundary: bytes | None = None
+        more = False
+        for items, has_more in pages:
+            if has_more and items:
+                more = True
+                last = items[-1][0]
+                boundary = last if boundary is None else min(boundary, last)
+        merged: dict[bytes, Versioned] = {}
+        for items, _ in pages:
+            for rkey, stamp, value in items:
+                if boundary is not None and rkey > boundary:
+                    continue
+                cur = merged.get(rkey)
+                if cur is None or stamp > cur.stamp:
+                    merged[rkey] = Versioned(stamp, value)
+        ordered = sorted(merged.items())
+        return ordered, more
+
+    def _spawn(self, coro: Awaitable) -> None:
+        async def quiet() -> None:
+            try:
+                await coro
+            except (NodeError, asyncio.TimeoutError) as exc:
+                log.warning("background metadata write failed: %s", exc)
+        t = asyncio.ensure_future(quiet())
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)
+
+
+def _newest(answers: Iterable[object]) -> Versioned | None:
+    best: Versioned | None = None
+    for a in answers:
+        if isinstance(a, tuple):
+            stamp, value = a
+            if best is None or stamp > best.stamp:
+                best = Versioned(stamp, value)
+    return best

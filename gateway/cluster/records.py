@@ -1,0 +1,154 @@
+"""Metadata records: their keys, where they live, and their versioned encoding.
+
+Storage nodes see records as opaque (key, stamp, value) last-writer-wins registers. Only the
+gateway (and the CLI through it) interprets the values, encoded as msgpack maps with "v": 1.
+
+Placement (see docs/architecture.md, "Metadata"):
+- Object records are partitioned by bucket: every object record of bucket B lives on the replicas
+  of ring partition hash(b"bucket/" + B). A listing is therefore a range scan on one replica set.
+- Bucket and access-key records live on the replicas of the system partition hash(b"system").
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgpack
+
+RECORD_FORMAT = 1
+SYSTEM_PARTITION = b"system"
+
+BUCKET_PREFIX = b"bkt/"
+ACCESS_KEY_PREFIX = b"key/"
+OBJECT_PREFIX = b"obj/"
+
+
+class RecordFormatError(ValueError):
+    pass
+
+
+def bucket_partition(bucket: str) -> bytes:
+    return b"bucket/" + bucket.encode()
+
+
+def bucket_key(bucket: str) -> bytes:
+    return BUCKET_PREFIX + bucket.encode()
+
+
+def access_key_key(access_key: str) -> bytes:
+    return ACCESS_KEY_PREFIX + access_key.encode()
+
+
+def object_prefix(bucket: str) -> bytes:
+    # Bucket names never contain "/", so this prefix is unambiguous, and keys sort by their UTF-8
+    # bytes within it, which is exactly S3's listing order.
+    return OBJECT_PREFIX + bucket.encode() + b"/"
+
+
+def object_key(bucket: str, key: str) -> bytes:
+    return object_prefix(bucket) + key.encode("utf-8", "surrogateescape")
+
+
+def pack(kind: str, body: dict[str, Any]) -> bytes:
+    return msgpack.packb({"v": RECORD_FORMAT, "t": kind, **body}, use_bin_type=True)
+
+
+def unpack(raw: bytes, kind: str) -> dict[str, Any]:
+    try:
+        body = msgpack.unpackb(raw, raw=False)
+    except Exception as exc:
+        raise RecordFormatError(f"undecodable {kind} record: {exc}") from exc
+    if not isinstance(body, dict) or body.get("v") != RECORD_FORMAT or body.get("t") != kind:
+        raise RecordFormatError(f"unsupported {kind} record format: {body.get('v') if isinstance(body, dict) else '?'}")
+    return body
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """Where an object's erasure-coded bytes are: shard i of stripe s is stored on nodes[i] under
+    shard_key(data_id, s, i). `missing` lists shard indices that were not durably written."""
+    data_id: bytes
+    k: int
+    m: int
+    stripe_size: int
+    nodes: tuple[str, ...]
+    missing: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    size: int
+    etag: str
+    mtime_ns: int
+    content_type: str = "binary/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)   # content-encoding, cache-control, ...
+    user_meta: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* (names lower-case, no prefix)
+    checksums: dict[str, str] = field(default_factory=dict)  # {"CRC32": b64, ...}
+    inline: bytes | None = None
+    data: DataRef | None = None
+    deleted: bool = False                                    # tombstone
+
+    def encode(self) -> bytes:
+        body = asdict(self)
+        if self.data is not None:
+            body["data"]["nodes"] = list(self.data.nodes)
+            body["data"]["missing"] = list(self.data.missing)
+        return pack("obj", body)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "ObjectRecord":
+        body = unpack(raw, "obj")
+        body.pop("v"), body.pop("t")
+        data = body.pop("data", None)
+        ref = None
+        if data is not None:
+            ref = DataRef(data_id=data["data_id"], k=data["k"], m=data["m"],
+                          stripe_size=data["stripe_size"], nodes=tuple(data["nodes"]),
+                          missing=tuple(data.get("missing", ())))
+        return cls(data=ref, **body)
+
+    @classmethod
+    def tombstone(cls, mtime_ns: int) -> "ObjectRecord":
+        return cls(size=0, etag="", mtime_ns=mtime_ns, deleted=True)
+
+
+@dataclass(frozen=True)
+class BucketRecord:
+    name: str
+    owner: str                      # access key id of the owner
+    created_ns: int
+    region: str = "us-east-1"
+    grants: dict[str, str] = field(default_factory=dict)  # access key -> "read" | "write" | "readwrite"
+    deleted: bool = False
+
+    def encode(self) -> bytes:
+        return pack("bkt", asdict(self))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "BucketRecord":
+        body = unpack(raw, "bkt")
+        body.pop("v"), body.pop("t")
+        return cls(**body)
+
+
+@dataclass(frozen=True)
+class AccessKeyRecord:
+    access_key: str
+    secret_key: str
+    name: str
+    created_ns: int
+    deleted: bool = False
+
+    def encode(self) -> bytes:
+        return pack("key", asdict(self))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "AccessKeyRecord":
+        body = unpack(raw, "key")
+        body.pop("v"), body.pop("t")
+        return cls(**body)
+
+
+def shard_key(data_id: bytes, stripe: int, shard: int) -> bytes:
+    """Shard keys sort by data id, then stripe, then shard: a data id prefix-scan finds them all."""
+    return data_id + stripe.to_bytes(4, "big") + bytes([shard])

@@ -1,0 +1,35 @@
+"""Gateway configuration: loaded once (from the command line) into a frozen dataclass."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    ring_path: Path
+    keys_dir: Path | None                 # CurveZMQ client keys; None only in tests
+    host: str = "127.0.0.1"
+    port: int = 9000
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    domains: tuple[str, ...] = ()         # virtual-hosted style: <bucket>.<domain>
+    region: str = "us-east-1"
+    # Objects up to this size live inline in their (replicated) record: one quorum round trip
+    # instead of k+m shard writes plus a record write. See docs/architecture.md for the figure.
+    inline_threshold: int = 16 * 1024
+    stripe_size: int = 1 * MiB            # data bytes per stripe (k shards of stripe_size/k)
+    stripe_window: int = 3                # stripes in flight per request (bounds memory)
+    data_write_quorum: int | None = None  # default k + 1
+    node_timeout: float = 5.0
+    max_object_size: int = 5 * 1024 * MiB  # single PUT limit, as S3
+    skew_seconds: int = 15 * 60
+    io_threads: int = 4                   # hashing/erasure-coding threads per worker
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None

@@ -1,0 +1,65 @@
+"""What every S3 handler receives, and the permission checks they share."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gateway.cluster.records import BucketRecord
+from gateway.s3 import errors
+from gateway.s3.router import Endpoint
+
+if TYPE_CHECKING:
+    from gateway.app import Services
+
+READ, WRITE = "read", "write"
+
+
+@dataclass
+class RequestContext:
+    request: web.Request
+    endpoint: Endpoint
+    auth: Any                 # sigv4.AuthResult
+    services: "Services"
+    request_id: str
+
+    @property
+    def bucket(self) -> str:
+        assert self.endpoint.bucket is not None
+        return self.endpoint.bucket
+
+    @property
+    def key(self) -> str:
+        assert self.endpoint.key is not None
+        return self.endpoint.key
+
+    @property
+    def access_key(self) -> str:
+        return self.auth.access_key
+
+    @property
+    def params(self):
+        return self.endpoint.params
+
+    async def bucket_record(self, need: str) -> BucketRecord:
+        rec = await self.services.catalog.get_bucket(self.bucket)
+        if rec is None:
+            raise errors.NoSuchBucket(resource=f"/{self.bucket}", BucketName=self.bucket)
+        self.check_access(rec, need)
+        return rec
+
+    def check_access(self, rec: BucketRecord, need: str) -> None:
+        if not may(rec, self.access_key, need):
+            raise errors.AccessDenied(resource=f"/{rec.name}")
+
+    def require_owner(self, rec: BucketRecord) -> None:
+        if rec.owner != self.access_key:
+            raise errors.AccessDenied(resource=f"/{rec.name}")
+
+
+def may(rec: BucketRecord, access_key: str, need: str) -> bool:
+    if rec.owner == access_key:
+        return True
+    grant = rec.grants.get(access_key, "")
+    return need in grant  # "read", "write" or "readwrite"

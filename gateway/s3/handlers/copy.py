@@ -1,0 +1,117 @@
+"""CopyObject: COPY or REPLACE metadata, conditional on the source, self-copy with REPLACE.
+
+A copy to another key re-encodes the bytes under a new data id, so each version owns its shards
+and retiring one never touches another's. A self-copy with REPLACE changes only the record and
+keeps the same shards (rclone's metadata-only update).
+"""
+from __future__ import annotations
+
+import time
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from gateway.cluster.records import ObjectRecord
+from gateway.s3 import errors
+from gateway.s3.checksums import BodyDigests
+from gateway.s3.handlers.context import READ, WRITE, RequestContext
+from gateway.s3.handlers.object_get import last_modified
+from gateway.s3.handlers.object_put import etag_of, object_headers, retire
+from gateway.s3.httpsemantics import check_read_conditions, check_write_conditions
+from gateway.s3.names import validate_key
+from gateway.s3.router import Op
+from gateway.s3.xml import copy_object_result_xml
+
+
+def parse_copy_source(value: str) -> tuple[str, str, str | None]:
+    source = value
+    version = None
+    if "?" in source:
+        source, query = source.split("?", 1)
+        for pair in query.split("&"):
+            if pair.startswith("versionId="):
+                version = unquote(pair[len("versionId="):])
+    source = unquote(source).lstrip("/")
+    if "/" not in source:
+        raise errors.InvalidArgument("Copy Source must mention the source bucket and key: "
+                                     "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
+    bucket, key = source.split("/", 1)
+    if not key:
+        raise errors.InvalidArgument("Copy Source must mention the source key",
+                                     ArgumentName="x-amz-copy-source")
+    validate_key(key)
+    return bucket, key, version
+
+
+class _StripeFeed:
+    """Presents a GET stream of the source as the stripe source of a new write."""
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+        self._buf = b""
+        self._eof = False
+
+    async def readexactly_or_eof(self, n: int) -> bytes:
+        while len(self._buf) < n and not self._eof:
+            try:
+                self._buf += await anext(self._chunks)
+            except StopAsyncIteration:
+                self._eof = True
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+async def copy_object(ctx: RequestContext) -> web.StreamResponse:
+    catalog = ctx.services.catalog
+    headers = ctx.request.headers
+    src_bucket, src_key, src_version = parse_copy_source(headers["x-amz-copy-source"])
+    src_bucket_rec = await catalog.get_bucket(src_bucket)
+    if src_bucket_rec is None:
+        raise errors.NoSuchBucket(resource=f"/{src_bucket}", BucketName=src_bucket)
+    ctx.check_access(src_bucket_rec, READ)
+    await ctx.bucket_record(WRITE)
+    src = await catalog.get_object(src_bucket, src_key)
+    if src_version not in (None, "null"):
+        raise errors.NoSuchVersion(Key=src_key, VersionId=src_version)
+    if src is None or src.record.deleted:
+        raise errors.NoSuchKey(resource=f"/{src_bucket}/{src_key}", Key=src_key)
+    rec = src.record
+    check_read_conditions(headers, rec.etag, last_modified(rec), prefix="x-amz-copy-source-")
+
+    directive = headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise errors.InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")
+    same = (src_bucket, src_key) == (ctx.bucket, ctx.key)
+    if same and directive == "COPY":
+        raise errors.InvalidRequest("This copy request is illegal because it is trying to copy an "
+                                    "object to itself without changing the object's metadata, "
+                                    "storage class, website redirect location or encryption attributes.")
+    if directive == "REPLACE":
+        content_type, stored, meta = object_headers(ctx.request)
+    else:
+        content_type, stored, meta = rec.content_type, rec.headers, rec.user_meta
+
+    dest = src if same else await catalog.get_object(ctx.bucket, ctx.key)
+    check_write_conditions(headers, etag_of(dest))
+    inline, ref = rec.inline, rec.data
+    if not same and rec.data is not None:
+        chunks = ctx.services.data.read(rec.data, rec.size, 0, rec.size - 1)
+        try:
+            ref, _ = await ctx.services.data.write(b"", _StripeFeed(chunks), lambda b: None)
+        finally:
+            await chunks.aclose()
+    new = ObjectRecord(size=rec.size, etag=rec.etag, mtime_ns=time.time_ns(),
+                       content_type=content_type, headers=stored, user_meta=meta,
+                       checksums=rec.checksums, inline=inline, data=ref)
+    try:
+        await catalog.commit_object(ctx.bucket, ctx.key, new, dest)
+    except BaseException:
+        if ref is not None and ref is not rec.data:
+            ctx.services.data.forget(ref, -(-rec.size // ref.stripe_size))
+        raise
+    retire(ctx, dest, new)
+    body = copy_object_result_xml(rec.etag, last_modified(new))
+    return web.Response(body=body, headers={"Content-Type": "application/xml"})
+
+
+HANDLERS = {Op.CopyObject: copy_object}

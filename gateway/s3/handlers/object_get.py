@@ -1,0 +1,142 @@
+"""GetObject and HeadObject: newest committed version, ranges, conditions, streamed stripes."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from gateway.cluster.catalog import StoredObject
+from gateway.cluster.records import ObjectRecord
+from gateway.s3 import errors
+from gateway.s3.handlers.context import READ, RequestContext
+from gateway.s3.httpsemantics import RESPONSE_OVERRIDES, check_read_conditions, parse_range
+from gateway.s3.router import Op
+from gateway.s3.xml import http_date
+
+SEND_SLICE = 1 << 20  # hand the transport at most 1 MiB at a time (backpressure, see figures.md)
+
+
+def last_modified(rec: ObjectRecord) -> datetime:
+    return datetime.fromtimestamp(rec.mtime_ns / 1e9, tz=timezone.utc)
+
+
+async def load_object(ctx: RequestContext, need: str = READ) -> StoredObject:
+    bucket_task = asyncio.ensure_future(ctx.bucket_record(need))
+    object_task = asyncio.ensure_future(ctx.services.catalog.get_object(ctx.bucket, ctx.key))
+    try:
+        await bucket_task
+        found = await object_task
+    finally:
+        object_task.cancel()
+    version = ctx.params.get("versionId")
+    if version not in (None, "null"):
+        raise errors.NoSuchVersion(resource=f"/{ctx.bucket}/{ctx.key}", Key=ctx.key, VersionId=version)
+    if found is None or found.record.deleted:
+        raise errors.NoSuchKey(resource=f"/{ctx.bucket}/{ctx.key}", Key=ctx.key)
+    return found
+
+
+def object_response_headers(ctx: RequestContext, rec: ObjectRecord) -> dict[str, str]:
+    headers = {
+        "ETag": f'"{rec.etag}"',
+        "Last-Modified": http_date(last_modified(rec)),
+        "Content-Type": rec.content_type,
+        "Accept-Ranges": "bytes",
+        **rec.headers,
+    }
+    for name, value in rec.user_meta.items():
+        headers[f"x-amz-meta-{name}"] = value
+    for param, header in RESPONSE_OVERRIDES.items():
+        if param in ctx.request.query:
+            headers[header] = ctx.request.query[param]
+    return headers
+
+
+def checksum_headers(ctx: RequestContext, rec: ObjectRecord, ranged: bool) -> dict[str, str]:
+    if ranged or ctx.request.headers.get("x-amz-checksum-mode", "").upper() != "ENABLED":
+        return {}
+    return {f"x-amz-checksum-{alg.lower()}": value for alg, value in rec.checksums.items()}
+
+
+def resolve_range(ctx: RequestContext, rec: ObjectRecord) -> tuple[int, int] | None:
+    part = ctx.params.get("partNumber")
+    if part is not None:
+        if part != "1":  # a single-part object has exactly one part
+            raise errors.InvalidPartNumber()
+        return None
+    return parse_range(ctx.request.headers.get("Range"), rec.size)
+
+
+async def head_object(ctx: RequestContext) -> web.StreamResponse:
+    found = await load_object(ctx)
+    rec = found.record
+    check_read_conditions(ctx.request.headers, rec.etag, last_modified(rec))
+    rng = resolve_range(ctx, rec)
+    headers = object_response_headers(ctx, rec)
+    headers.update(checksum_headers(ctx, rec, rng is not None))
+    if rng is None:
+        headers["Content-Length"] = str(rec.size)
+        status = 200
+    else:
+        headers["Content-Length"] = str(rng[1] - rng[0] + 1)
+        headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{rec.size}"
+        status = 206
+    if "partNumber" in ctx.params:
+        headers["x-amz-mp-parts-count"] = "1"
+    resp = web.Response(status=status, headers=headers)
+    # aiohttp would replace a HEAD's Content-Length with the (empty) body's: keep the object's.
+    resp.content_length = None
+    resp.headers["Content-Length"] = headers["Content-Length"]
+    return resp
+
+
+async def get_object(ctx: RequestContext) -> web.StreamResponse:
+    found = await load_object(ctx)
+    rec = found.record
+    check_read_conditions(ctx.request.headers, rec.etag, last_modified(rec))
+    rng = resolve_range(ctx, rec)
+    first, last = rng if rng is not None else (0, rec.size - 1)
+    headers = object_response_headers(ctx, rec)
+    headers.update(checksum_headers(ctx, rec, rng is not None))
+    status = 200 if rng is None else 206
+    if rng is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{rec.size}"
+    length = last - first + 1 if rec.size else 0
+
+    if rec.inline is not None or length == 0:
+        body = (rec.inline or b"")[first:last + 1] if length else b""
+        return web.Response(status=status, body=body, headers=headers)
+
+    stream = ctx.services.data.read(rec.data, rec.size, first, last)
+    # Fetch the first stripe before answering, so "not enough nodes" is still a proper 503.
+    try:
+        chunk = await anext(stream)
+    except StopAsyncIteration:
+        chunk = b""
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
+    await resp.prepare(ctx.request)
+    sent = 0
+    try:
+        while True:
+            view = memoryview(chunk)
+            for off in range(0, len(view), SEND_SLICE):
+                await resp.write(view[off:off + SEND_SLICE])
+            sent += len(chunk)
+            try:
+                chunk = await anext(stream)
+            except StopAsyncIteration:
+                break
+    except errors.S3Error:
+        # Headers are gone: the only honest signal left is to cut the connection short, so
+        # the client sees a truncated body instead of wrong bytes.
+        ctx.request.transport and ctx.request.transport.abort()
+        raise ConnectionResetError(f"object stream failed after {sent} bytes")
+    finally:
+        await stream.aclose()
+    await resp.write_eof()
+    return resp
+
+
+HANDLERS = {Op.GetObject: get_object, Op.HeadObject: head_object}
