@@ -135,11 +135,16 @@ _PAIR = np.dtype("<u2")     # explicit endianness so a pair's index is b0 | b1 <
 _ENTRY_DTYPES = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
+def _entry_width(rows: int) -> int:
+    """Bytes per wide-table entry for a group of `rows` output rows: 2 per row, rounded up to
+    a numpy integer width (3 rows use 8 bytes, 2 of them always zero)."""
+    return 2 if rows == 1 else 4 if rows == 2 else 8
+
+
 def _wide_tables(mul_table: np.ndarray, rows: Sequence[Sequence[int]]) -> tuple[np.ndarray | None, ...]:
     """For one group of output rows: per input, the 65536-entry pair table (None if every
     coefficient of that input is zero, so the input is skipped)."""
-    width = 2 * len(rows)
-    width = 2 if width <= 2 else 4 if width <= 4 else 8
+    width = _entry_width(len(rows))
     tables = []
     for col in range(len(rows[0])):
         coeffs = [row[col] for row in rows]
@@ -179,7 +184,7 @@ class LinearMap:
         total = 0
         for start in range(0, len(self.coeffs), ROWS_PER_GROUP):
             rows = self.coeffs[start:start + ROWS_PER_GROUP]
-            width = 2 if len(rows) == 1 else 4 if len(rows) == 2 else 8
+            width = _entry_width(len(rows))
             total += sum(65536 * width for col in range(self.n_inputs) if any(r[col] for r in rows))
         return total
 
@@ -187,6 +192,8 @@ class LinearMap:
         """Return len(coeffs) new uint8 arrays, each as long as the (equal-length) inputs."""
         if len(inputs) != self.n_inputs:
             raise ValueError(f"expected {self.n_inputs} inputs, got {len(inputs)}")
+        if len({len(data) for data in inputs}) != 1:
+            raise ValueError("inputs differ in length")
         if len(inputs[0]) >= WIDE_MIN_LENGTH:
             return self.apply_wide(inputs)
         return self.apply_narrow(inputs)
