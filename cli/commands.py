@@ -68,6 +68,9 @@ def cmd_ring(args: argparse.Namespace) -> int:
     from ring.describe import describe
     from ring.ringfile import load, save
     if args.ring_command == "create":
+        if args.if_missing and args.out.exists():
+            print(f"{args.out} exists; left as it is")
+            return 0
         ring = build_ring([parse_node_spec(s) for s in args.node], k=args.k, m=args.m,
                           part_power=args.part_power, seed=args.seed)
         save(ring, args.out)
@@ -103,6 +106,9 @@ def cmd_key(args: argparse.Namespace) -> int:
     async def go() -> int:
         async with admin.open_catalog(args.ring, _keys_dir(args)) as (catalog, _, _):
             if args.key_command == "create":
+                if args.if_none and await catalog.list_access_keys():
+                    print("the cluster already has access keys; none created")
+                    return 0
                 rec = await admin.create_key(catalog, args.name)
                 print(f"access key: {rec.access_key}\nsecret key: {rec.secret_key}\n"
                       "(the secret is shown only now)")
