@@ -1,0 +1,176 @@
+"""One coroutine per wire op: check the arguments, call the store, shape the reply.
+
+Handlers raise instead of building error replies: BadRequest for arguments, the store's errors
+for store conditions. server.py turns every exception into a status in one place.
+Small reads run on the event loop (an mmap read and a hash); big reads and scans go to a reader
+thread so that they never hold up the small requests behind them.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from typing import Any, Awaitable, Callable, NamedTuple, Sequence
+
+from common import wire
+from storagenode import layout
+from storagenode.groupcommit import GroupCommitter
+from storagenode.store import NotFoundError, Store
+from storagenode.writeops import RecordDelete, RecordPut, ShardDelete, ShardPut
+
+INLINE_READ_MAX = 256 << 10     # bigger shards are read (and hashed) on a reader thread
+SCAN_LIMIT_MAX = 10_000
+SCAN_LIMIT_DEFAULT = 1000
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class ChecksumMismatch(ValueError):
+    """The payload does not match the digest its sender computed."""
+
+
+class Reply(NamedTuple):
+    args: dict[str, Any]
+    payload: Sequence[bytes | memoryview] = ()
+
+
+Handler = Callable[[wire.Message], Awaitable[Reply]]
+
+
+def _key(args: dict[str, Any], name: str, max_len: int, *, optional: bool = False,
+         allow_empty: bool = False) -> bytes | None:
+    value = args.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, bytes):
+        raise BadRequest(f"{name} must be bytes")
+    if len(value) > max_len or (not value and not allow_empty):
+        raise BadRequest(f"{name} must be {0 if allow_empty else 1}..{max_len} bytes")
+    return value
+
+
+def _exact(args: dict[str, Any], name: str, size: int, *, optional: bool = False) -> bytes | None:
+    value = args.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, bytes) or len(value) != size:
+        raise BadRequest(f"{name} must be {size} bytes")
+    return value
+
+
+def _int(args: dict[str, Any], name: str, default: int | None, lo: int, hi: int) -> int | None:
+    value = args.get(name, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise BadRequest(f"{name} must be an integer in {lo}..{hi}")
+    return value
+
+
+def _one_frame(msg: wire.Message) -> memoryview:
+    if len(msg.payload) != 1:
+        raise BadRequest(f"expected 1 payload frame, got {len(msg.payload)}")
+    return memoryview(msg.payload[0])
+
+
+class Handlers:
+    def __init__(self, store: Store, writer: GroupCommitter, readers: Executor) -> None:
+        self._store = store
+        self._writer = writer
+        self._readers = readers
+        self._max_key = store.max_key_size
+
+    def table(self) -> dict[int, Handler]:
+        return {
+            wire.Op.PING: self.ping,
+            wire.Op.SHARD_PUT: self.shard_put,
+            wire.Op.SHARD_GET: self.shard_get,
+            wire.Op.SHARD_DELETE: self.shard_delete,
+            wire.Op.SHARD_SCAN: self.shard_scan,
+            wire.Op.RECORD_PUT: self.record_put,
+            wire.Op.RECORD_GET: self.record_get,
+            wire.Op.RECORD_DELETE: self.record_delete,
+            wire.Op.RECORD_SCAN: self.record_scan,
+            wire.Op.STATS: self.stats,
+        }
+
+    async def _in_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
+
+    async def ping(self, msg: wire.Message) -> Reply:
+        return Reply({"node_id": self._store.node_id, "time_ns": time.time_ns()})
+
+    async def stats(self, msg: wire.Message) -> Reply:
+        stats = self._store.stats()
+        stats.update(wire_version=wire.VERSION, write_batches=self._writer.batches,
+                     write_ops=self._writer.ops)
+        return Reply(stats)
+
+    # ---- shards -----------------------------------------------------------------------------------
+    async def shard_put(self, msg: wire.Message) -> Reply:
+        key = _key(msg.args, "key", self._max_key)
+        digest = _exact(msg.args, "xxh", layout.SHARD_DIGEST_SIZE)
+        data = _one_frame(msg)
+        if layout.shard_digest(data) != digest:
+            raise ChecksumMismatch(f"shard {key!r}: payload does not match its xxh3_128")
+        await self._writer.submit(ShardPut(key, digest, data))
+        return Reply({})
+
+    async def shard_get(self, msg: wire.Message) -> Reply:
+        key = _key(msg.args, "key", self._max_key)
+        offset = _int(msg.args, "offset", 0, 0, 1 << 62)
+        length = _int(msg.args, "length", None, 0, 1 << 62)
+        stored_len = self._store.shard_stored_len(key)
+        if stored_len is None:
+            raise NotFoundError(f"no shard {key!r}")
+        try:
+            if stored_len > INLINE_READ_MAX:
+                shard = await self._in_reader(self._store.get_shard, key, offset, length)
+            else:
+                shard = self._store.get_shard(key, offset, length)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return Reply({"size": shard.size, "xxh": shard.digest}, [shard.data])
+
+    async def shard_delete(self, msg: wire.Message) -> Reply:
+        key = _key(msg.args, "key", self._max_key)
+        existed = await self._writer.submit(ShardDelete(key))
+        return Reply({"existed": existed})
+
+    async def shard_scan(self, msg: wire.Message) -> Reply:
+        prefix, start, limit = self._scan_args(msg.args)
+        page = await self._in_reader(self._store.scan_shards, prefix, start, limit)
+        return Reply({"keys": page.keys, "sizes": page.sizes, "more": page.more})
+
+    # ---- records ----------------------------------------------------------------------------------
+    async def record_put(self, msg: wire.Message) -> Reply:
+        key = _key(msg.args, "key", self._max_key)
+        stamp = _exact(msg.args, "stamp", layout.STAMP_SIZE)
+        value = _one_frame(msg)
+        applied, winner = await self._writer.submit(RecordPut(key, stamp, value))
+        return Reply({"applied": applied, "stamp": winner})
+
+    async def record_get(self, msg: wire.Message) -> Reply:
+        key = _key(msg.args, "key", self._max_key)
+        stamp, value = self._store.get_record(key)
+        return Reply({"stamp": stamp}, [value])
+
+    async def record_delete(self, msg: wire.Message) -> Reply:
+        key = _key(msg.args, "key", self._max_key)
+        stamp = _exact(msg.args, "stamp", layout.STAMP_SIZE, optional=True)
+        existed, deleted = await self._writer.submit(RecordDelete(key, stamp))
+        return Reply({"existed": existed, "deleted": deleted})
+
+    async def record_scan(self, msg: wire.Message) -> Reply:
+        prefix, start, limit = self._scan_args(msg.args)
+        page = await self._in_reader(self._store.scan_records, prefix, start, limit)
+        return Reply({"keys": page.keys, "stamps": page.stamps, "more": page.more,
+                      "corrupt": page.corrupt}, page.values)
+
+    def _scan_args(self, args: dict[str, Any]) -> tuple[bytes, bytes | None, int]:
+        prefix = _key(args, "prefix", self._max_key, allow_empty=True)
+        start = _key(args, "start", self._max_key, optional=True, allow_empty=True)
+        limit = _int(args, "limit", SCAN_LIMIT_DEFAULT, 1, SCAN_LIMIT_MAX)
+        return prefix, start, limit
