@@ -332,3 +332,23 @@ def test_sign_request_round_trip_with_multidict_headers() -> None:
     headers = CIMultiDict((k.title(), v) for k, v in signed.items())
     result = authenticate("PUT", "/bucket/x", "tagging", headers, DOC_TIME, lookup)
     assert result.payload_hash == EMPTY_SHA256
+
+
+def test_boto3_generate_presigned_url() -> None:
+    import boto3
+    from botocore.config import Config
+    client = boto3.client("s3", endpoint_url=ENDPOINT, aws_access_key_id=AK, aws_secret_access_key=SK,
+                          region_name="us-east-1", config=Config(signature_version="s3v4"))
+    url = client.generate_presigned_url("get_object", Params={"Bucket": "bucket", "Key": "a b/ü+.txt"},
+                                        ExpiresIn=600)
+    parts = urlsplit(url)
+    params = dict(p.split("=", 1) for p in parts.query.split("&"))
+    when = parse_amz_date(params["X-Amz-Date"])
+    result = authenticate("GET", parts.path, parts.query, {"Host": parts.netloc}, when, lookup)
+    assert result.presigned and result.access_key == AK
+    # Without that config boto3 1.44 still presigns with SigV2, which v1 refuses explicitly.
+    v2 = boto3.client("s3", endpoint_url=ENDPOINT, aws_access_key_id=AK, aws_secret_access_key=SK,
+                      region_name="us-east-1")
+    parts = urlsplit(v2.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"}))
+    with pytest.raises(errors.InvalidRequest, match="AWS4-HMAC-SHA256"):
+        authenticate("GET", parts.path, parts.query, {"Host": parts.netloc}, when, lookup)
