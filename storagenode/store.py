@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1          # of the environment: which named dbs exist, layout.VALUE_VERSION values
 _FORMAT = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 _PAGE = 4096
 _MIN_RESERVE = 64 << 10
 _MAX_RESERVE = 64 << 20
@@ -129,6 +130,7 @@ class Store:
         self.map_size_max = map_size_max // _PAGE * _PAGE
         self._put_limit = max(self.map_size_max - delete_reserve(map_size_max), _PAGE * 16)
         self._lock = _ResizeLock()
+        self._freed_since_tick = False
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._env = lmdb.open(str(self.data_dir), max_dbs=4, map_size=min(map_size, self._put_limit),
                               sync=sync, metasync=sync, writemap=False, readahead=True)
@@ -291,6 +293,8 @@ class Store:
         dbs = {"shards": self._shards, "records": self._records}
         with self._env.begin(write=True) as txn:
             results = [op.apply(txn, dbs) for op in ops]
+        if any(op.frees_space for op in ops):
+            self._freed_since_tick = True
         return results
 
     def _commit_growing(self, ops: list[WriteOp]) -> list[object]:
@@ -298,8 +302,23 @@ class Store:
             try:
                 return self._commit(ops)
             except lmdb.MapFullError:
-                if not self._grow(self._put_limit):
+                if not (self._grow(self._put_limit) or self._tick()):
                     raise
+
+    def _tick(self) -> bool:
+        """Commit a tiny transaction if deletes ran since the last one. LMDB reuses the pages
+        freed by transaction N only from N+2 on (the previous snapshot stays valid for crash
+        safety), so without this a full store would refuse a put right after a delete made room."""
+        if not self._freed_since_tick:
+            return False
+        self._freed_since_tick = False
+        try:
+            with self._env.begin(write=True, db=self._meta) as txn:
+                count = txn.get(b"ticks")
+                txn.put(b"ticks", _U64.pack((_U64.unpack(count)[0] if count else 0) + 1))
+        except lmdb.MapFullError:
+            return False
+        return True
 
     def _commit_one_full(self, op: WriteOp) -> object:
         if op.frees_space:
