@@ -33,6 +33,8 @@ from gateway.s3.errors import (InvalidArgument, InvalidBucketName, MethodNotAllo
                                PreconditionFailed)
 from gateway.s3.names import validate_bucket_name, validate_key
 
+__all__ = ["Op", "Endpoint", "CopySource", "route", "bucket_from_host", "parse_copy_source"]
+
 
 class Op(enum.Enum):
     """Every operation the gateway serves; values are the S3 API operation names."""
