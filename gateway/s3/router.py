@@ -288,7 +288,7 @@ def bucket_from_host(host: str, domains: Sequence[str]) -> str | None:
         domain = domain.rstrip(".").lower()
         if name.endswith("." + domain) and (best is None or len(domain) > len(best)):
             best = domain  # the longest matching domain wins: "s3.example.com" over "example.com"
-    return None if best is None else name[: -len(best) - 1]
+    return None if best is None else (name[: -len(best) - 1] or None)  # ".domain" names no bucket
 
 
 def parse_copy_source(value: str) -> CopySource:

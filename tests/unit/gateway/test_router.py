@@ -282,6 +282,7 @@ def test_key_length_limit_is_1024_utf8_bytes():
     ("[::1]:9000", (DOMAIN,), None),
     ("::1", (DOMAIN,), None),
     ("", (DOMAIN,), None),
+    (".s3.example.test", (DOMAIN,), None),
     ("b.s3.example.test", (), None),
 ])
 def test_bucket_from_host(host, domains, bucket):
