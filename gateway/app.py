@@ -74,7 +74,7 @@ def cluster_context(config: GatewayConfig):
         keys = load_client_keys(config.keys_dir) if config.keys_dir else None
         executor = ThreadPoolExecutor(max_workers=config.io_threads, thread_name_prefix="cairn-io")
         metrics = Metrics()
-        async with NodePool({n.id: n.address for n in ring.nodes}, client_keys=keys,
+        async with NodePool({n.id: n.address for n in ring.nodes}, keys=keys,
                             timeout=config.node_timeout) as pool:
             meta = MetaStore(pool, lambda: ring, quorums, timeout=config.node_timeout)
             data = DataPath(pool, lambda: ring, quorums, executor, stripe_size=config.stripe_size,

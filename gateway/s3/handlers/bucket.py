@@ -30,7 +30,7 @@ async def create_bucket(ctx: RequestContext) -> web.StreamResponse:
         raise errors.InvalidArgument(f"Unknown canned ACL {acl!r}", ArgumentName="x-amz-acl")
     body = await read_small_body(ctx, 64 * 1024)
     if body:
-        digests = BodyDigests(ctx.request.headers)
+        digests = BodyDigests.from_headers(ctx.request.headers)
         digests.update(body)
         digests.finish({})
     region = ctx.services.config.region

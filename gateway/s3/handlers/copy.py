@@ -7,8 +7,6 @@ keeps the same shards (rclone's metadata-only update).
 from __future__ import annotations
 
 import time
-from urllib.parse import unquote
-
 from aiohttp import web
 
 from gateway.cluster.records import ObjectRecord
@@ -18,29 +16,8 @@ from gateway.s3.handlers.context import READ, WRITE, RequestContext
 from gateway.s3.handlers.object_get import last_modified
 from gateway.s3.handlers.object_put import etag_of, object_headers, retire
 from gateway.s3.httpsemantics import check_read_conditions, check_write_conditions
-from gateway.s3.names import validate_key
-from gateway.s3.router import Op
+from gateway.s3.router import Op, parse_copy_source
 from gateway.s3.xml import copy_object_result_xml
-
-
-def parse_copy_source(value: str) -> tuple[str, str, str | None]:
-    source = value
-    version = None
-    if "?" in source:
-        source, query = source.split("?", 1)
-        for pair in query.split("&"):
-            if pair.startswith("versionId="):
-                version = unquote(pair[len("versionId="):])
-    source = unquote(source).lstrip("/")
-    if "/" not in source:
-        raise errors.InvalidArgument("Copy Source must mention the source bucket and key: "
-                                     "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
-    bucket, key = source.split("/", 1)
-    if not key:
-        raise errors.InvalidArgument("Copy Source must mention the source key",
-                                     ArgumentName="x-amz-copy-source")
-    validate_key(key)
-    return bucket, key, version
 
 
 class _StripeFeed:
@@ -64,7 +41,8 @@ class _StripeFeed:
 async def copy_object(ctx: RequestContext) -> web.StreamResponse:
     catalog = ctx.services.catalog
     headers = ctx.request.headers
-    src_bucket, src_key, src_version = parse_copy_source(headers["x-amz-copy-source"])
+    source = parse_copy_source(headers["x-amz-copy-source"])
+    src_bucket, src_key, src_version = source.bucket, source.key, source.version_id
     src_bucket_rec = await catalog.get_bucket(src_bucket)
     if src_bucket_rec is None:
         raise errors.NoSuchBucket(resource=f"/{src_bucket}", BucketName=src_bucket)

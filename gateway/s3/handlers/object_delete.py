@@ -51,7 +51,7 @@ async def delete_objects(ctx: RequestContext) -> web.StreamResponse:
                                                 for h in headers if h.lower() != "x-amz-checksum-mode"):
         raise errors.InvalidRequest("Missing required header for this request: Content-MD5")
     body = await read_small_body(ctx, DELETE_BODY_LIMIT)
-    digests = BodyDigests(headers)
+    digests = BodyDigests.from_headers(headers)
     digests.update(body)
     digests.finish({})
     quiet, keys = parse_delete_objects(body)

@@ -70,7 +70,7 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
     reader = PayloadReader.for_request(request.content, request.headers, ctx.auth,
                                        streaming_allowed=True)
     check_length(request, reader, ctx.services.config.max_object_size)
-    digests = BodyDigests(request.headers)
+    digests = BodyDigests.from_headers(request.headers)
     # Reading the current record first orders this write after every write completed before it
     # started (its stamp will be greater) and lets a conditional PUT fail before any upload.
     found = await catalog.get_object(ctx.bucket, ctx.key)
