@@ -442,3 +442,56 @@ async def test_real_boto3_put_object(endpoint: str, put_args: dict) -> None:
     assert stored_content_encoding(headers.get("Content-Encoding")) is None
     if reader.mode.streaming:
         assert reader.trailers  # the trailing checksum was found and checked
+
+
+# --- through a real aiohttp server: HTTP chunking outside, aws-chunked inside, and a cut connection
+
+async def test_through_aiohttp_request_content() -> None:
+    from aiohttp import web
+
+    outcomes: list = []
+
+    async def handler(request: web.Request) -> web.Response:
+        reader = PayloadReader.for_request(request.content, request.headers, None, streaming_allowed=True)
+        try:
+            outcomes.append((await read_all(reader, 1 << 16), dict(reader.trailers)))
+        except BaseException as exc:
+            outcomes.append(exc)
+            raise
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_put("/{key:.*}", handler)
+    data = bytes(range(256)) * 1500
+    body = botocore_chunked(data, 65536)
+    head = ("PUT /b/k HTTP/1.1\r\nHost: x\r\nx-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n"
+            f"x-amz-decoded-content-length: {len(data)}\r\nx-amz-trailer: x-amz-checksum-crc32\r\n")
+    # aiohttp's default (handler_cancellation off): the cut shows up as a stream error.
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write((head + "Transfer-Encoding: chunked\r\n\r\n").encode())
+        for i in range(0, len(body), 10_000):  # HTTP chunks that cut across aws-chunked frames
+            piece = body[i:i + 10_000]
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        writer.write(b"0\r\n\r\n")
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write((head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:50_000])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        for _ in range(100):
+            if len(outcomes) == 2:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()
+    assert outcomes[0] == (data, {"x-amz-checksum-crc32": crc32_b64(data)})
+    assert isinstance(outcomes[1], errors.IncompleteBody)
