@@ -35,7 +35,7 @@ class Op(enum.IntEnum):
     SHARD_SCAN = 5      # args {prefix, start?, limit} -> {keys, sizes, more}
     RECORD_PUT = 6      # args {key, stamp}           payload [value]        -> {applied, stamp}
     RECORD_GET = 7      # args {key}                  -> {stamp}             payload [value]
-    RECORD_DELETE = 8   # args {key, stamp?}          -> {existed}
+    RECORD_DELETE = 8   # args {key, stamp?}          -> {existed, deleted}
     RECORD_SCAN = 9     # args {prefix, start?, limit} -> {keys, stamps, more, corrupt} payload [values]
     STATS = 10          # args {}                     -> {node_id, shards, records, ...}
 

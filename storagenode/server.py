@@ -86,7 +86,12 @@ class NodeServer:
         self._slots.release()
 
     async def _handle(self, frames: Sequence[zmq.Frame]) -> None:
-        identity, body = frames[0].bytes, frames[1:]
+        try:
+            await self._serve_one(frames[0].bytes, frames[1:])
+        except Exception:   # e.g. a reply that cannot be encoded: log it, keep serving
+            log.exception("request from peer %s not served", frames[0].bytes.hex())
+
+    async def _serve_one(self, identity: bytes, body: Sequence[zmq.Frame]) -> None:
         try:
             msg = wire.decode(body)
         except wire.WireError as exc:

@@ -161,6 +161,8 @@ class Store:
             raw_version = txn.get(b"format_version")
             raw_node = txn.get(b"node_id")
             if raw_version is None:
+                if txn.stat(self._shards)["entries"] or txn.stat(self._records)["entries"]:
+                    raise FormatError(f"{self.data_dir} holds data but no format version")
                 txn.put(b"format_version", _FORMAT.pack(FORMAT_VERSION))
                 txn.put(b"node_id", self.node_id.encode())
                 return

@@ -37,7 +37,7 @@ async def test_flipped_bytes_are_detected(node_cluster: NodeCluster) -> None:
         await client.put_shard(b"bystander", bystander)
         await client.put_record(b"rec/a-victim", stamp, record_value)
         await client.put_record(b"rec/b-ok", stamp, other_value)
-    node.stop()
+    assert node.stop() == 0                               # SIGTERM: a clean shutdown
 
     data_file = node.data_dir / "data.mdb"
     assert flip_everywhere(data_file, victim[40_000:40_064], 10) >= 1
