@@ -283,6 +283,10 @@ class Store:
         except lmdb.MapFullError:
             if len(ops) == 1:
                 return [self._commit_one_full(ops[0])]
+        except lmdb.DiskError as exc:          # ENOSPC: the filesystem, not the map, is full
+            if len(ops) == 1:
+                log.error("write %s failed: %s", ops[0], exc)
+                return [FullError(f"disk full: {ops[0]} does not fit in {self.data_dir}")]
         except lmdb.Error as exc:
             if len(ops) == 1:
                 log.error("write %s failed: %s", ops[0], exc)

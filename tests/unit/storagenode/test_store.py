@@ -245,3 +245,18 @@ def test_layout_rejects_unknown_value_version():
         layout.decode_record(b"\x02" + layout.encode_record(stamp(1), b"v")[1:])
     with pytest.raises(layout.CorruptValue):
         layout.open_shard(b"\x01short")
+
+
+class _DiskFullPut:
+    """Stands in for a put that hits ENOSPC (a real full filesystem needs a mount)."""
+    frees_space = False
+
+    def apply(self, txn, dbs):
+        raise lmdb.DiskError("No space left on device")
+
+
+def test_a_full_disk_is_reported_as_full(store):
+    outcomes = store.write_batch([put_shard(b"a", b"1"), _DiskFullPut(), put_shard(b"b", b"2")])
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], FullError) and "disk full" in str(outcomes[1])
+    assert store.get_shard(b"b").data == b"2"
