@@ -187,7 +187,7 @@ class _Chunked:
         self._announced = 0          # sum of the chunk sizes seen so far
         self._left = 0               # data bytes left in the current chunk
         self._in_chunk = False
-        self._claimed: str | None = None
+        self._claimed: bytes | None = None  # kept as bytes: it may hold any junk
         self._chunk_hash = None
         self._done = False
         self.trailers: dict[str, str] = {}
@@ -219,7 +219,7 @@ class _Chunked:
         for extension in extensions:
             name, _, value = extension.partition(b"=")
             if name.strip() == b"chunk-signature":
-                self._claimed = value.strip().decode("ascii", "replace").lower()
+                self._claimed = value.strip().lower()
         self._announced += size
         if self._announced > self._decoded_length:
             raise errors.InvalidRequest("The aws-chunked body is longer than "
@@ -244,7 +244,7 @@ class _Chunked:
         assert self._auth is not None  # for_request refuses signed chunks without a signed request
         expected = chunk_signature(self._auth.signing_key, self._amz_date, self._auth.scope,
                                    self._previous, chunk_sha256_hex)
-        if self._claimed is None or not hmac.compare_digest(expected, self._claimed):
+        if self._claimed is None or not hmac.compare_digest(expected.encode(), self._claimed):
             raise errors.SignatureDoesNotMatch("The chunk signature we calculated does not match "
                                                "the signature you provided.")
         self._previous = expected
@@ -265,7 +265,7 @@ class _Chunked:
 
     async def _read_trailers(self) -> None:
         budget = MAX_TRAILER_SECTION
-        signature: str | None = None
+        signature: bytes | None = None
         # The section ends with an empty line; a client that stops right after its last
         # trailer line has still said everything it meant to.
         while not await self._source.at_eof():
@@ -279,16 +279,15 @@ class _Chunked:
             name = name.strip().lower()
             if not sep or not name or signature is not None:
                 raise errors.InvalidRequest("Malformed aws-chunked trailer.")
-            text = value.strip().decode("utf-8", "surrogateescape")
             if name == b"x-amz-trailer-signature":
-                signature = text.lower()
+                signature = value.strip().lower()
             else:
-                self.trailers[name.decode("latin-1")] = text
+                self.trailers[name.decode("latin-1")] = value.strip().decode("utf-8", "surrogateescape")
         if self._mode.signed_chunks:
             assert self._auth is not None
             expected = trailer_signature(self._auth.signing_key, self._amz_date, self._auth.scope,
                                          self._previous, self.trailers)
-            if signature is None or not hmac.compare_digest(expected, signature):
+            if signature is None or not hmac.compare_digest(expected.encode(), signature):
                 raise errors.SignatureDoesNotMatch("The trailer signature we calculated does not "
                                                    "match the signature you provided.")
 
