@@ -8,6 +8,7 @@ from pathlib import Path
 
 from common.nodeconfig import NodeConfig
 from storagenode.server import run_node
+from storagenode.store import FormatError
 
 
 def parse_config(argv: list[str] | None = None) -> tuple[NodeConfig, str]:
@@ -33,7 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     config, level = parse_config(argv)
     logging.basicConfig(level=level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_node(config)
+    try:
+        run_node(config)
+    except FormatError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
 
 
 if __name__ == "__main__":
