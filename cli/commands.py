@@ -30,7 +30,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     from storagenode.server import run_node
     if not args.listen.startswith("tcp://"):
         raise SystemExit("--listen must look like tcp://HOST:PORT")
-    if args.keys is not None and not (args.keys / "server.key_secret").exists() and args.check_config:
+    if args.keys is not None and not (args.keys / "node.key_secret").exists() and args.check_config:
         raise SystemExit(f"no node keys in {args.keys} (run `cairn keys generate --dir {args.keys}`)")
     config = NodeConfig(node_id=args.id, listen=args.listen, data_dir=args.data_dir, keys_dir=args.keys,
                         map_size=args.map_size, map_size_max=max(args.map_size, args.map_size_max))

@@ -84,11 +84,8 @@ async def head_object(ctx: RequestContext) -> web.StreamResponse:
         status = 206
     if "partNumber" in ctx.params:
         headers["x-amz-mp-parts-count"] = "1"
-    resp = web.Response(status=status, headers=headers)
-    # aiohttp would replace a HEAD's Content-Length with the (empty) body's: keep the object's.
-    resp.content_length = None
-    resp.headers["Content-Length"] = headers["Content-Length"]
-    return resp
+    # No body is given, so aiohttp keeps the object's Content-Length on this HEAD response.
+    return web.Response(status=status, headers=headers)
 
 
 async def get_object(ctx: RequestContext) -> web.StreamResponse:
