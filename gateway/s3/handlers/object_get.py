@@ -22,13 +22,7 @@ def last_modified(rec: ObjectRecord) -> datetime:
 
 
 async def load_object(ctx: RequestContext, need: str = READ) -> StoredObject:
-    bucket_task = asyncio.ensure_future(ctx.bucket_record(need))
-    object_task = asyncio.ensure_future(ctx.services.catalog.get_object(ctx.bucket, ctx.key))
-    try:
-        await bucket_task
-        found = await object_task
-    finally:
-        object_task.cancel()
+    _, found = await ctx.bucket_and_object(need)
     version = ctx.params.get("versionId")
     if version not in (None, "null"):
         raise errors.NoSuchVersion(resource=f"/{ctx.bucket}/{ctx.key}", Key=ctx.key, VersionId=version)

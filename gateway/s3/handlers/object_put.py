@@ -65,7 +65,6 @@ async def store_body(ctx: RequestContext, reader: PayloadReader, digests: BodyDi
 async def put_object(ctx: RequestContext) -> web.StreamResponse:
     request = ctx.request
     catalog = ctx.services.catalog
-    await ctx.bucket_record(WRITE)
     content_type, stored, meta = object_headers(request)
     reader = PayloadReader.for_request(request.content, request.headers, ctx.auth,
                                        streaming_allowed=True)
@@ -73,7 +72,7 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
     digests = BodyDigests.from_headers(request.headers)
     # Reading the current record first orders this write after every write completed before it
     # started (its stamp will be greater) and lets a conditional PUT fail before any upload.
-    found = await catalog.get_object(ctx.bucket, ctx.key)
+    _, found = await ctx.bucket_and_object(WRITE)
     conditional = "If-None-Match" in request.headers or "If-Match" in request.headers
     check_write_conditions(request.headers, etag_of(found))
     size, inline, ref = await store_body(ctx, reader, digests)
