@@ -59,6 +59,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     app = web.Application(client_max_size=1024 ** 2, middlewares=[s3_boundary],
                           handler_args={"max_field_size": 16384})
     app.cleanup_ctx.append(cluster_context(config))
+    app.on_response_prepare.append(stamp_response)
     app.router.add_get("/-/health/live", health_live)
     app.router.add_get("/-/health/ready", health_ready)
     app.router.add_get("/-/metrics", metrics_endpoint)
@@ -109,14 +110,20 @@ async def s3_boundary(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("request %s %s failed (request id %s)", request.method, request.path, request_id)
         response = _error_response(request, errors.InternalError(), request_id)
-    if not response.prepared:
-        response.headers["x-amz-request-id"] = request_id
-        response.headers["x-amz-id-2"] = request_id
-        response.headers.setdefault("Server", "Cairn")
     if services is not None:
         services.metrics.observe(request.method, request.get("op", "-"), response.status,
                                  time.monotonic() - started)
     return response
+
+
+async def stamp_response(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every response carries. A signal, not the middleware: a streamed GET has sent its
+    headers before the middleware sees the response again."""
+    request_id = request.get("request_id")
+    if request_id is not None:
+        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-id-2"] = request_id
+    response.headers["Server"] = "Cairn"
 
 
 def _error_response(request: web.Request, exc: errors.S3Error, request_id: str) -> web.Response:
