@@ -11,6 +11,7 @@ from gateway.s3 import errors
 from gateway.s3.checksums import BodyDigests
 from gateway.s3.handlers.context import WRITE, RequestContext
 from gateway.s3.handlers.object_put import retire
+from gateway.s3.payload import PayloadReader
 from gateway.s3.router import Op
 from gateway.s3.xml import delete_result_xml, parse_delete_objects
 
@@ -35,10 +36,15 @@ async def delete_object(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def read_small_body(ctx: RequestContext, limit: int) -> bytes:
+    """A small (XML) body, whole and verified against its signed SHA-256. The aws-chunked
+    streaming modes are refused here: S3 allows them only for PutObject and UploadPart."""
     length = ctx.request.content_length
     if length is not None and length > limit:
         raise errors.MalformedXML(f"The request body is larger than {limit} bytes.")
-    body = await ctx.request.content.read(limit + 1)
+    reader = PayloadReader.for_request(ctx.request.content, ctx.request.headers, ctx.auth,
+                                       streaming_allowed=False)
+    # Read to EOF (or past the limit): a single read() may return only the first TCP segment.
+    body = await reader.readexactly_or_eof(limit + 1)
     if len(body) > limit:
         raise errors.MalformedXML(f"The request body is larger than {limit} bytes.")
     return body
