@@ -76,6 +76,7 @@ class LocalCluster:
     gateways: int = 1
     tls: bool = False
     workers: int = 1
+    domains: tuple[str, ...] = ()  # virtual-hosted style: each becomes a gateway --domain
     node_procs: dict[str, Proc] = field(default_factory=dict)
     gateway_procs: list[Proc] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
@@ -145,6 +146,8 @@ class LocalCluster:
     def _gateway_argv(self, i: int) -> list[str]:
         argv = [*CLI, "gateway", "--ring", str(self.ring_path), "--keys", str(self.keys_dir),
                 "--port", str(self.ports[i]), "--workers", str(self.workers)]
+        for domain in self.domains:
+            argv += ["--domain", domain]
         if self.tls:
             argv += ["--tls-cert", str(self.base / "tls" / "cert.pem"),
                      "--tls-key", str(self.base / "tls" / "key.pem")]
