@@ -148,7 +148,7 @@ async def list_objects_v2(ctx: RequestContext) -> web.StreamResponse:
         continuation_token=token,
         next_continuation_token=_encode_token(result.last) if result.truncated and result.last else None,
         start_after=start_after, entries=result.entries, common_prefixes=result.prefixes,
-        encoding_type=encoding)
+        encoding_type=encoding, fetch_owner=fetch_owner)
     return web.Response(body=body, headers={"Content-Type": "application/xml"})
 
 
