@@ -21,6 +21,7 @@ from common.codec import self_test
 from common.keys import load_client_keys
 from common.nodeclient import NodePool
 from gateway.cluster.catalog import Catalog
+from gateway.cluster.uploads import Uploads
 from gateway.cluster.datapath import DataPath
 from gateway.cluster.hlc import HybridClock
 from gateway.cluster.metastore import MetaStore
@@ -47,6 +48,7 @@ class Services:
     quorums: Quorums
     pool: NodePool
     catalog: Catalog
+    uploads: Uploads
     data: DataPath
     executor: ThreadPoolExecutor
     metrics: Metrics
@@ -81,9 +83,10 @@ def cluster_context(config: GatewayConfig):
             data = DataPath(pool, lambda: ring, quorums, executor, stripe_size=config.stripe_size,
                             window=config.stripe_window, timeout=config.node_timeout * 2,
                             repair_hint=metrics.repair_hint)
+            clock = HybridClock()
             app[SERVICES] = Services(config=config, ring=ring, quorums=quorums, pool=pool,
-                                     catalog=Catalog(meta, HybridClock()), data=data,
-                                     executor=executor, metrics=metrics)
+                                     catalog=Catalog(meta, clock), uploads=Uploads(meta, clock),
+                                     data=data, executor=executor, metrics=metrics)
             try:
                 yield
             finally:

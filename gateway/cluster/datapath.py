@@ -18,13 +18,13 @@ import collections
 import logging
 import os
 from concurrent.futures import Executor
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import AsyncIterator, Callable, Iterable, Protocol, Sequence
 
 from common.codec import ErasureCode
 from common.nodeclient import Corrupt, NodeError, NodePool
 from common import stripes
 from gateway.cluster.quorum import Quorums
-from gateway.cluster.records import DataRef, shard_key
+from gateway.cluster.records import DataRef, PartRef, shard_key
 from gateway.s3.errors import ServiceUnavailable
 from ring.model import Ring
 
@@ -145,7 +145,32 @@ class DataPath:
         self._background.add(t)
         t.add_done_callback(self._background.discard)
 
+    def forget_extents_later(self, extents: Iterable[PartRef], delay: float = 30.0) -> None:
+        for ext in extents:
+            if ext.data is not None:
+                self.forget_later(ext.data, stripes.stripe_count(ext.size, ext.data.stripe_size), delay)
+
     # ---- read ------------------------------------------------------------------------------
+    async def read_extents(self, extents: Sequence[PartRef], first: int, last: int
+                           ) -> AsyncIterator[bytes]:
+        """Bytes first..last of an object made of one or more pieces (multipart parts)."""
+        offset = 0
+        for ext in extents:
+            lo, hi = offset, offset + ext.size - 1
+            offset += ext.size
+            if ext.size == 0 or hi < first or lo > last:
+                continue
+            a, b = max(first, lo) - lo, min(last, hi) - lo
+            if ext.inline is not None:
+                yield ext.inline[a:b + 1]
+            else:
+                stream = self.read(ext.data, ext.size, a, b)
+                try:
+                    async for chunk in stream:
+                        yield chunk
+                finally:
+                    await stream.aclose()
+
     async def read(self, ref: DataRef, size: int, first: int, last: int) -> AsyncIterator[bytes]:
         """Yield the bytes first..last (inclusive) of the object, stripe by stripe, prefetching."""
         plan = stripes.stripes_for_range(first, last, size, ref.stripe_size)

@@ -75,6 +75,42 @@ class DataRef:
     missing: tuple[int, ...] = ()
 
 
+def _ref_from(data: dict[str, Any] | None) -> DataRef | None:
+    if data is None:
+        return None
+    return DataRef(data_id=data["data_id"], k=data["k"], m=data["m"],
+                   stripe_size=data["stripe_size"], nodes=tuple(data["nodes"]),
+                   missing=tuple(data.get("missing", ())))
+
+
+def _ref_body(ref: DataRef | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    body = asdict(ref)
+    body["nodes"], body["missing"] = list(ref.nodes), list(ref.missing)
+    return body
+
+
+@dataclass(frozen=True)
+class PartRef:
+    """One part of a multipart object (or of an upload in progress): its bytes are either inline
+    or erasure-coded under its own data id, exactly as a single-part object's."""
+    number: int
+    size: int
+    etag: str                                               # MD5 hex of the part
+    mtime_ns: int = 0
+    checksums: dict[str, str] = field(default_factory=dict)
+    inline: bytes | None = None
+    data: DataRef | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {**asdict(self), "data": _ref_body(self.data)}
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> "PartRef":
+        return cls(**{**body, "data": _ref_from(body.get("data"))})
+
+
 @dataclass(frozen=True)
 class ObjectRecord:
     size: int
@@ -87,25 +123,28 @@ class ObjectRecord:
     inline: bytes | None = None
     data: DataRef | None = None
     deleted: bool = False                                    # tombstone
+    parts: tuple[PartRef, ...] = ()                          # multipart objects: bytes in parts
 
     def encode(self) -> bytes:
         body = asdict(self)
-        if self.data is not None:
-            body["data"]["nodes"] = list(self.data.nodes)
-            body["data"]["missing"] = list(self.data.missing)
+        body["data"] = _ref_body(self.data)
+        body["parts"] = [p.body() for p in self.parts]
         return pack("obj", body)
 
     @classmethod
     def decode(cls, raw: bytes) -> "ObjectRecord":
         body = unpack(raw, "obj")
         body.pop("v"), body.pop("t")
-        data = body.pop("data", None)
-        ref = None
-        if data is not None:
-            ref = DataRef(data_id=data["data_id"], k=data["k"], m=data["m"],
-                          stripe_size=data["stripe_size"], nodes=tuple(data["nodes"]),
-                          missing=tuple(data.get("missing", ())))
-        return cls(data=ref, **body)
+        data = _ref_from(body.pop("data", None))
+        parts = tuple(PartRef.from_body(p) for p in body.pop("parts", ()))
+        return cls(data=data, parts=parts, **body)
+
+    def extents(self) -> tuple["PartRef", ...]:
+        """The object's bytes as a sequence of pieces (one for a single-part object)."""
+        if self.parts:
+            return self.parts
+        return (PartRef(number=1, size=self.size, etag=self.etag, inline=self.inline,
+                        data=self.data),)
 
     @classmethod
     def tombstone(cls, mtime_ns: int) -> "ObjectRecord":
@@ -152,3 +191,61 @@ class AccessKeyRecord:
 def shard_key(data_id: bytes, stripe: int, shard: int) -> bytes:
     """Shard keys sort by data id, then stripe, then shard: a data id prefix-scan finds them all."""
     return data_id + stripe.to_bytes(4, "big") + bytes([shard])
+
+
+# ---- multipart uploads --------------------------------------------------------------------------
+# Upload and part records live in the bucket's partition, beside its object records, so an upload
+# is listed, completed or aborted through any gateway with the same quorum rules.
+UPLOAD_PREFIX = b"mpu/"
+PART_PREFIX = b"mpp/"
+
+
+def upload_prefix(bucket: str) -> bytes:
+    return UPLOAD_PREFIX + bucket.encode() + b"/"
+
+
+def upload_key(bucket: str, key: str, upload_id: str) -> bytes:
+    # "\x00" cannot occur in a UTF-8 key's bytes except as NUL, which S3 keys may not hold;
+    # it makes uploads of one key sort together, by upload id.
+    return upload_prefix(bucket) + key.encode("utf-8", "surrogateescape") + b"\x00" + upload_id.encode()
+
+
+def part_prefix(bucket: str, upload_id: str) -> bytes:
+    return PART_PREFIX + bucket.encode() + b"/" + upload_id.encode() + b"/"
+
+
+def part_key(bucket: str, upload_id: str, number: int) -> bytes:
+    return part_prefix(bucket, upload_id) + b"%05d" % number
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    upload_id: str
+    key: str
+    initiated_ns: int
+    owner: str
+    content_type: str = "binary/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)
+    user_meta: dict[str, str] = field(default_factory=dict)
+    checksum_algorithm: str | None = None
+    state: str = "open"                                     # open | completed | aborted
+
+    def encode(self) -> bytes:
+        return pack("upl", asdict(self))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "UploadRecord":
+        body = unpack(raw, "upl")
+        body.pop("v"), body.pop("t")
+        return cls(**body)
+
+
+def encode_part(part: PartRef, deleted: bool = False) -> bytes:
+    return pack("part", {**part.body(), "deleted": deleted})
+
+
+def decode_part(raw: bytes) -> tuple[PartRef, bool]:
+    body = unpack(raw, "part")
+    body.pop("v"), body.pop("t")
+    deleted = body.pop("deleted", False)
+    return PartRef.from_body(body), deleted

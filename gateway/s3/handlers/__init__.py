@@ -1,7 +1,8 @@
 """S3 handlers, one module per operation family; HANDLERS maps each routed operation to one."""
 from __future__ import annotations
 
-from gateway.s3.handlers import bucket, listing, object_get, object_put, object_delete, copy
+from gateway.s3.handlers import (bucket, copy, listing, multipart, object_delete, object_get,
+                                 object_put)
 from gateway.s3.handlers.context import RequestContext
 
 HANDLERS = {
@@ -11,6 +12,7 @@ HANDLERS = {
     **object_put.HANDLERS,
     **object_delete.HANDLERS,
     **copy.HANDLERS,
+    **multipart.HANDLERS,
 }
 
 __all__ = ["HANDLERS", "RequestContext"]

@@ -71,16 +71,20 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
 
     dest = src if same else await catalog.get_object(ctx.bucket, ctx.key)
     check_write_conditions(headers, etag_of(dest))
-    inline, ref = rec.inline, rec.data
-    if not same and rec.data is not None:
-        chunks = ctx.services.data.read(rec.data, rec.size, 0, rec.size - 1)
-        try:
-            ref, _ = await ctx.services.data.write(b"", _StripeFeed(chunks), lambda b: None)
-        finally:
-            await chunks.aclose()
+    inline, ref, parts = rec.inline, rec.data, rec.parts
+    if not same and inline is None:
+        parts = ()
+        if rec.size == 0:
+            inline = b""
+        else:
+            chunks = ctx.services.data.read_extents(rec.extents(), 0, rec.size - 1)
+            try:
+                ref, _ = await ctx.services.data.write(b"", _StripeFeed(chunks), lambda b: None)
+            finally:
+                await chunks.aclose()
     new = ObjectRecord(size=rec.size, etag=rec.etag, mtime_ns=time.time_ns(),
                        content_type=content_type, headers=stored, user_meta=meta,
-                       checksums=rec.checksums, inline=inline, data=ref)
+                       checksums=rec.checksums, inline=inline, data=ref, parts=parts)
     try:
         await catalog.commit_object(ctx.bucket, ctx.key, new, dest)
     except BaseException:

@@ -54,11 +54,17 @@ def checksum_headers(ctx: RequestContext, rec: ObjectRecord, ranged: bool) -> di
 
 
 def resolve_range(ctx: RequestContext, rec: ObjectRecord) -> tuple[int, int] | None:
+    """The byte range to serve: from ?partNumber (a part of a multipart object) or Range."""
     part = ctx.params.get("partNumber")
     if part is not None:
-        if part != "1":  # a single-part object has exactly one part
+        extents = rec.extents()
+        number = int(part)
+        if number > len(extents):
             raise errors.InvalidPartNumber()
-        return None
+        if not rec.parts:
+            return None  # a single-part object is its own part 1
+        first = sum(e.size for e in extents[:number - 1])
+        return first, first + extents[number - 1].size - 1
     return parse_range(ctx.request.headers.get("Range"), rec.size)
 
 
@@ -76,8 +82,8 @@ async def head_object(ctx: RequestContext) -> web.StreamResponse:
         headers["Content-Length"] = str(rng[1] - rng[0] + 1)
         headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{rec.size}"
         status = 206
-    if "partNumber" in ctx.params:
-        headers["x-amz-mp-parts-count"] = "1"
+    if "partNumber" in ctx.params or rec.parts:
+        headers["x-amz-mp-parts-count"] = str(len(rec.extents()))
     # No body is given, so aiohttp keeps the object's Content-Length on this HEAD response.
     return web.Response(status=status, headers=headers)
 
@@ -91,6 +97,8 @@ async def get_object(ctx: RequestContext) -> web.StreamResponse:
     headers = object_response_headers(ctx, rec)
     headers.update(checksum_headers(ctx, rec, rng is not None))
     status = 200 if rng is None else 206
+    if "partNumber" in ctx.params or rec.parts:
+        headers["x-amz-mp-parts-count"] = str(len(rec.extents()))
     if rng is not None:
         headers["Content-Range"] = f"bytes {first}-{last}/{rec.size}"
     length = last - first + 1 if rec.size else 0
@@ -99,7 +107,7 @@ async def get_object(ctx: RequestContext) -> web.StreamResponse:
         body = (rec.inline or b"")[first:last + 1] if length else b""
         return web.Response(status=status, body=body, headers=headers)
 
-    stream = ctx.services.data.read(rec.data, rec.size, first, last)
+    stream = ctx.services.data.read_extents(rec.extents(), first, last)
     # Fetch the first stripe before answering, so "not enough nodes" is still a proper 503.
     try:
         chunk = await anext(stream)

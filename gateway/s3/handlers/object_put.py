@@ -97,13 +97,13 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
 
 
 def retire(ctx: RequestContext, old: StoredObject | None, new: ObjectRecord) -> None:
-    """Forget the replaced version's shards after a grace period (readers streaming it finish)."""
-    if old is None or old.record.deleted or old.record.data is None:
+    """Forget the replaced version's shards after a grace period (readers streaming it finish).
+    Pieces the new version still uses (a self-copy keeps its data) are kept."""
+    if old is None or old.record.deleted:
         return
-    if new.data is not None and new.data.data_id == old.record.data.data_id:
-        return
-    ref = old.record.data
-    ctx.services.data.forget_later(ref, -(-old.record.size // ref.stripe_size))
+    kept = {e.data.data_id for e in new.extents() if e.data is not None}
+    ctx.services.data.forget_extents_later(
+        e for e in old.record.extents() if e.data is not None and e.data.data_id not in kept)
 
 
 HANDLERS = {Op.PutObject: put_object}

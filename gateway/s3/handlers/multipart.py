@@ -1,0 +1,287 @@
+"""Multipart uploads: create, upload part (every payload mode), upload part copy, complete,
+abort, list parts, list uploads.
+
+Parts are erasure-coded and stored as they arrive, under the same durability rules as objects.
+Complete writes one object record that refers to the parts' data (nothing is copied again):
+that record is the upload's single commit point.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from gateway.cluster.records import ObjectRecord, PartRef, UploadRecord
+from gateway.s3 import errors
+from gateway.s3.checksums import BodyDigests, ChecksumAlgorithm
+from gateway.s3.handlers.context import READ, WRITE, RequestContext
+from gateway.s3.handlers.copy import _StripeFeed
+from gateway.s3.handlers.object_delete import read_small_body
+from gateway.s3.handlers.object_get import last_modified
+from gateway.s3.handlers.object_put import (check_length, etag_of, object_headers, retire,
+                                            store_body)
+from gateway.s3.httpsemantics import check_read_conditions, check_write_conditions, parse_range
+from gateway.s3.payload import PayloadReader
+from gateway.s3.router import Op, parse_copy_source
+from gateway.s3.xml import (PartEntry, UploadEntry, complete_multipart_xml, copy_part_result_xml,
+                            initiate_multipart_xml, list_multipart_uploads_xml, list_parts_xml,
+                            parse_complete_multipart)
+
+XML = {"Content-Type": "application/xml"}
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+async def open_upload(ctx: RequestContext, need: str = WRITE) -> UploadRecord:
+    await ctx.bucket_record(need)
+    upload_id = ctx.params.get("uploadId", "")
+    rec = await ctx.services.uploads.get_upload(ctx.bucket, ctx.key, upload_id)
+    if rec is None or rec.state != "open":
+        raise errors.NoSuchUpload(resource=f"/{ctx.bucket}/{ctx.key}", UploadId=upload_id)
+    return rec
+
+
+async def create_upload(ctx: RequestContext) -> web.StreamResponse:
+    await ctx.bucket_record(WRITE)
+    content_type, stored, meta = object_headers(ctx.request)
+    algorithm = ctx.request.headers.get("x-amz-checksum-algorithm")
+    if algorithm is not None:
+        algorithm = ChecksumAlgorithm.parse(algorithm, header="x-amz-checksum-algorithm").value
+    upload_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    rec = UploadRecord(upload_id=upload_id, key=ctx.key, initiated_ns=time.time_ns(),
+                       owner=ctx.access_key, content_type=content_type, headers=stored,
+                       user_meta=meta, checksum_algorithm=algorithm)
+    await ctx.services.uploads.put_upload(ctx.bucket, rec)
+    headers = dict(XML)
+    if algorithm:
+        headers["x-amz-checksum-algorithm"] = algorithm
+    return web.Response(body=initiate_multipart_xml(ctx.bucket, ctx.key, upload_id), headers=headers)
+
+
+async def _save_part(ctx: RequestContext, part: PartRef) -> None:
+    old = await ctx.services.uploads.put_part(ctx.bucket, ctx.params["uploadId"], part)
+    if old is not None and old.data is not None and (part.data is None or old.data.data_id != part.data.data_id):
+        ctx.services.data.forget_extents_later([old])
+
+
+async def upload_part(ctx: RequestContext) -> web.StreamResponse:
+    upload = await open_upload(ctx)
+    number = int(ctx.params["partNumber"])
+    reader = PayloadReader.for_request(ctx.request.content, ctx.request.headers, ctx.auth,
+                                       streaming_allowed=True)
+    check_length(ctx.request, reader, MAX_PART_SIZE)
+    extra = [ChecksumAlgorithm.parse(upload.checksum_algorithm)] if upload.checksum_algorithm else []
+    digests = BodyDigests.from_headers(ctx.request.headers, also_compute=extra)
+    size, inline, ref = await store_body(ctx, reader, digests)
+    try:
+        etag, checksums = digests.finish(reader.trailers)
+        part = PartRef(number=number, size=size, etag=etag, mtime_ns=time.time_ns(),
+                       checksums=checksums, inline=inline, data=ref)
+        await _save_part(ctx, part)
+    except BaseException:
+        if ref is not None:
+            ctx.services.data.forget(ref, -(-size // ref.stripe_size))
+        raise
+    headers = {"ETag": f'"{etag}"'}
+    for alg, value in checksums.items():
+        headers[f"x-amz-checksum-{alg.lower()}"] = value
+    return web.Response(headers=headers)
+
+
+async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
+    await open_upload(ctx)
+    number = int(ctx.params["partNumber"])
+    source = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
+    catalog = ctx.services.catalog
+    src_bucket = await catalog.get_bucket(source.bucket)
+    if src_bucket is None:
+        raise errors.NoSuchBucket(BucketName=source.bucket)
+    ctx.check_access(src_bucket, READ)
+    found = await catalog.get_object(source.bucket, source.key)
+    if source.version_id not in (None, "null"):
+        raise errors.NoSuchVersion(Key=source.key, VersionId=source.version_id)
+    if found is None or found.record.deleted:
+        raise errors.NoSuchKey(Key=source.key)
+    rec = found.record
+    check_read_conditions(ctx.request.headers, rec.etag, last_modified(rec), prefix="x-amz-copy-source-")
+    first, last = 0, rec.size - 1
+    range_header = ctx.request.headers.get("x-amz-copy-source-range")
+    if range_header:
+        rng = parse_range(range_header, rec.size)
+        if rng is None or not range_header.strip().startswith("bytes=") or "-" not in range_header:
+            raise errors.InvalidArgument("The x-amz-copy-source-range value must be of the form "
+                                         "bytes=first-last.", ArgumentName="x-amz-copy-source-range")
+        first, last = rng
+    size = max(0, last - first + 1)
+    if size > MAX_PART_SIZE:
+        raise errors.EntityTooLarge()
+    digests = BodyDigests.from_headers({})
+    if size <= ctx.services.config.inline_threshold:
+        chunks = [c async for c in ctx.services.data.read_extents(rec.extents(), first, last)] if size else []
+        inline, ref = b"".join(chunks), None
+        digests.update(inline)
+    else:
+        stream = ctx.services.data.read_extents(rec.extents(), first, last)
+        try:
+            ref, _ = await ctx.services.data.write(b"", _StripeFeed(stream), digests.update)
+        finally:
+            await stream.aclose()
+        inline = None
+    etag, checksums = digests.finish({})
+    part = PartRef(number=number, size=size, etag=etag, mtime_ns=time.time_ns(),
+                   checksums=checksums, inline=inline, data=ref)
+    try:
+        await _save_part(ctx, part)
+    except BaseException:
+        if ref is not None:
+            ctx.services.data.forget(ref, -(-size // ref.stripe_size))
+        raise
+    return web.Response(body=copy_part_result_xml(etag, _dt(part.mtime_ns)), headers=XML)
+
+
+def composite_checksum(algorithm: str, parts: list[PartRef]) -> str:
+    """S3's COMPOSITE checksum: the algorithm over the concatenated raw part checksums, "-N"."""
+    alg = ChecksumAlgorithm.parse(algorithm)
+    hasher = alg.hasher()
+    for p in parts:
+        hasher.update(base64.b64decode(p.checksums[alg.value]))
+    return base64.b64encode(hasher.digest()).decode() + f"-{len(parts)}"
+
+
+async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
+    upload = await open_upload(ctx)
+    body = await read_small_body(ctx, 4 * 1024 * 1024)
+    wanted = parse_complete_multipart(body)
+    uploads = ctx.services.uploads
+    stored = {p.number: p async for p in uploads.parts(ctx.bucket, upload.upload_id)}
+    chosen: list[PartRef] = []
+    for i, (number, etag, sums) in enumerate(wanted):
+        part = stored.get(number)
+        if part is None or part.etag != etag:
+            raise errors.InvalidPart(f"Part {number} was not uploaded or its ETag does not match.",
+                                     PartNumber=str(number), ETag=etag)
+        for alg, value in sums.items():
+            if part.checksums.get(alg) != value:
+                raise errors.InvalidPart(f"The checksum of part {number} does not match.",
+                                         PartNumber=str(number))
+        if i < len(wanted) - 1 and part.size < MIN_PART_SIZE:
+            raise errors.EntityTooSmall(ProposedSize=str(part.size), MinSizeAllowed=str(MIN_PART_SIZE),
+                                        PartNumber=str(number), ETag=etag)
+        chosen.append(part)
+    md5s = b"".join(bytes.fromhex(p.etag) for p in chosen)
+    etag = f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"
+    checksums = {}
+    if upload.checksum_algorithm and all(upload.checksum_algorithm in p.checksums for p in chosen):
+        checksums[upload.checksum_algorithm] = composite_checksum(upload.checksum_algorithm, chosen)
+    rec = ObjectRecord(size=sum(p.size for p in chosen), etag=etag, mtime_ns=time.time_ns(),
+                       content_type=upload.content_type, headers=upload.headers,
+                       user_meta=upload.user_meta, checksums=checksums, parts=tuple(chosen))
+    catalog = ctx.services.catalog
+    found = await catalog.get_object(ctx.bucket, ctx.key)
+    check_write_conditions(ctx.request.headers, etag_of(found))
+    await catalog.commit_object(ctx.bucket, ctx.key, rec, found)  # the commit point
+    retire(ctx, found, rec)
+    await _close_upload(ctx, upload, stored, keep={p.number for p in chosen}, state="completed")
+    location = f"/{ctx.bucket}/{ctx.key}"
+    headers = dict(XML)
+    for alg, value in checksums.items():
+        headers[f"x-amz-checksum-{alg.lower()}"] = value
+    return web.Response(body=complete_multipart_xml(location, ctx.bucket, ctx.key, etag, checksums),
+                        headers=headers)
+
+
+async def _close_upload(ctx: RequestContext, upload: UploadRecord, parts: dict[int, PartRef],
+                        keep: set[int], state: str) -> None:
+    """Mark the upload closed, drop its part records, forget the data of parts not kept."""
+    uploads = ctx.services.uploads
+    await uploads.put_upload(ctx.bucket, UploadRecord(**{**upload.__dict__, "state": state}))
+    for number, part in parts.items():
+        await uploads.drop_part(ctx.bucket, upload.upload_id, part)
+    ctx.services.data.forget_extents_later([p for n, p in parts.items() if n not in keep], delay=0)
+
+
+async def abort_upload(ctx: RequestContext) -> web.StreamResponse:
+    upload = await open_upload(ctx)
+    parts = {p.number: p async for p in ctx.services.uploads.parts(ctx.bucket, upload.upload_id)}
+    await _close_upload(ctx, upload, parts, keep=set(), state="aborted")
+    return web.Response(status=204)
+
+
+async def list_parts(ctx: RequestContext) -> web.StreamResponse:
+    upload = await open_upload(ctx, READ)
+    marker = int(ctx.params.get("part-number-marker") or 0)
+    max_parts = min(int(ctx.params.get("max-parts") or 1000), 1000)
+    parts: list[PartRef] = []
+    truncated = False
+    async for part in ctx.services.uploads.parts(ctx.bucket, upload.upload_id, after=marker):
+        if len(parts) == max_parts:
+            truncated = True
+            break
+        parts.append(part)
+    entries = [PartEntry(part_number=p.number, last_modified=_dt(p.mtime_ns), etag=p.etag, size=p.size,
+                         checksums=p.checksums) for p in parts]
+    body = list_parts_xml(ctx.bucket, ctx.key, upload.upload_id, owner_id=upload.owner,
+                          part_number_marker=marker,
+                          next_part_number_marker=parts[-1].number if parts else None,
+                          max_parts=max_parts, is_truncated=truncated, parts=entries,
+                          checksum_algorithm=upload.checksum_algorithm)
+    return web.Response(body=body, headers=XML)
+
+
+async def list_uploads(ctx: RequestContext) -> web.StreamResponse:
+    await ctx.bucket_record(READ)
+    p = ctx.params
+    prefix, delimiter = p.get("prefix", ""), p.get("delimiter", "")
+    key_marker, id_marker = p.get("key-marker", ""), p.get("upload-id-marker", "")
+    max_uploads = min(int(p.get("max-uploads") or 1000), 1000)
+    from gateway.cluster.records import upload_key, upload_prefix
+    cursor = None
+    if key_marker:
+        # Without an upload-id marker, every upload of key_marker itself is skipped.
+        cursor = upload_key(ctx.bucket, key_marker, id_marker) if id_marker else \
+            upload_prefix(ctx.bucket) + key_marker.encode("utf-8", "surrogateescape") + b"\x00\xff"
+    entries: list[UploadEntry] = []
+    prefixes: list[str] = []
+    truncated = False
+    async for _, rec in ctx.services.uploads.uploads(ctx.bucket, prefix, cursor):
+        common = None
+        if delimiter:
+            idx = rec.key.find(delimiter, len(prefix))
+            if idx >= 0:
+                common = rec.key[:idx + len(delimiter)]
+        if common is not None and prefixes and prefixes[-1] == common:
+            continue
+        if len(entries) + len(prefixes) == max_uploads:
+            truncated = True
+            break
+        if common is not None:
+            prefixes.append(common)
+        else:
+            entries.append(UploadEntry(key=rec.key, upload_id=rec.upload_id, initiated=_dt(rec.initiated_ns),
+                                       owner_id=rec.owner, checksum_algorithm=rec.checksum_algorithm))
+    body = list_multipart_uploads_xml(
+        ctx.bucket, key_marker=key_marker, upload_id_marker=id_marker,
+        next_key_marker=entries[-1].key if truncated and entries else None,
+        next_upload_id_marker=entries[-1].upload_id if truncated and entries else None,
+        prefix=prefix, delimiter=delimiter or None, max_uploads=max_uploads, is_truncated=truncated,
+        encoding_type=p.get("encoding-type"), uploads=entries, common_prefixes=prefixes)
+    return web.Response(body=body, headers=XML)
+
+
+HANDLERS = {
+    Op.CreateMultipartUpload: create_upload,
+    Op.UploadPart: upload_part,
+    Op.UploadPartCopy: upload_part_copy,
+    Op.CompleteMultipartUpload: complete_upload,
+    Op.AbortMultipartUpload: abort_upload,
+    Op.ListParts: list_parts,
+    Op.ListMultipartUploads: list_uploads,
+}
