@@ -153,3 +153,21 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {state} {r['id']:<8} {r['zone']:<8} {r['address']:<24} {extra}")
         return 0 if all(r["up"] for r in rows) else 2
     return asyncio.run(go())
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from gateway.cluster.gc import collect_garbage
+
+    async def go() -> int:
+        async with admin.open_catalog(args.ring, _keys_dir(args)) as (catalog, ring, pool):
+            report = await collect_garbage(catalog.meta, catalog, pool, ring, grace=args.grace,
+                                           dry_run=args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"referenced data ids: {report.referenced}; shards scanned: {report.scanned}; "
+              f"{verb}: {report.deleted} ({report.deleted_bytes} bytes); kept as too young: "
+              f"{report.young_kept}")
+        if report.unreachable_nodes:
+            print(f"unreachable nodes (retry later): {', '.join(report.unreachable_nodes)}")
+            return 2
+        return 0
+    return asyncio.run(go())

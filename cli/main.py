@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     bl = b_sub.add_parser("list")
     _cluster_args(bl)
 
+    gc = sub.add_parser("gc", help="delete shards no committed object or upload refers to")
+    _cluster_args(gc)
+    gc.add_argument("--grace", type=float, default=6 * 3600,
+                    help="keep unreferenced shards younger than this many seconds (writes in flight)")
+    gc.add_argument("--dry-run", action="store_true")
+
     st = sub.add_parser("status", help="nodes, zones, capacity, up/down, ring version")
     _cluster_args(st)
     return parser

@@ -198,7 +198,8 @@ class LocalCluster:
             config=Config(request_checksum_calculation=checksums,
                           response_checksum_validation=checksums,
                           retries={"max_attempts": 1, "mode": "standard"},
-                          s3={"addressing_style": "path"}, **config))
+                          s3={"addressing_style": "path"},
+                          **{"signature_version": "s3v4", **config}))
 
     def aws_env(self) -> dict[str, str]:
         creds = self.base / "credentials"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Callable
 
@@ -16,7 +17,8 @@ from gateway.cluster.hlc import HybridClock
 from gateway.cluster.metastore import MetaStore, Versioned
 from gateway.cluster.records import (ACCESS_KEY_PREFIX, BUCKET_PREFIX, SYSTEM_PARTITION,
                                      AccessKeyRecord, BucketRecord, ObjectRecord, access_key_key,
-                                     bucket_key, bucket_partition, object_key, object_prefix)
+                                     bucket_key, bucket_partition, object_key,
+                                     object_key_is_hashed, object_key_stem, object_prefix)
 
 log = logging.getLogger("cairn.catalog")
 
@@ -35,6 +37,10 @@ class Catalog:
         self._clock = clock
         self._key_cache: dict[str, tuple[float, AccessKeyRecord | None]] = {}
         self._key_cache_ttl = key_cache_ttl
+
+    @property
+    def meta(self) -> MetaStore:
+        return self._meta
 
     @property
     def clock(self) -> HybridClock:
@@ -103,42 +109,75 @@ class Catalog:
         if found is None:
             return None
         self._clock.observe(found.stamp)
-        return StoredObject(ObjectRecord.decode(found.value), found.stamp)
+        rec = ObjectRecord.decode(found.value)
+        if rec.key is not None and rec.key != key:  # a hashed record key that is another key's
+            return None
+        return StoredObject(rec, found.stamp)
 
     async def commit_object(self, bucket: str, key: str, rec: ObjectRecord,
                             seen: StoredObject | None) -> bytes:
         """The commit point of a PUT/COPY/DELETE: returns the stamp written."""
+        if object_key_is_hashed(bucket, key):
+            rec = replace(rec, key=key)  # the record key holds only a prefix and a hash of it
         stamp = self._clock.stamp_after(seen.stamp if seen else None)
         await self._meta.put(bucket_partition(bucket), object_key(bucket, key), rec.encode(), stamp)
         return stamp
 
     async def scan_objects(self, bucket: str, prefix: str, start_after: str | None,
                            limit: int) -> tuple[list[tuple[str, ObjectRecord]], bool]:
-        """One page of live objects with keys > start_after, in key order; `more` if the
-        scan stopped early. Tombstones are skipped (and do not count toward limit)."""
+        """One page of live objects with keys > start_after, in key (UTF-8 byte) order; `more`
+        if the scan stopped early. Tombstones are skipped (and do not count toward limit)."""
         base = object_prefix(bucket)
-        scan_prefix = base + prefix.encode("utf-8", "surrogateescape")
+        stem = object_key_stem(bucket)
+        want = prefix.encode("utf-8", "surrogateescape")
+        after = None if start_after is None else start_after.encode("utf-8", "surrogateescape")
+        # Record keys keep at most `stem` bytes of a long key: scan from there and filter.
+        scan_prefix = base + want[:stem]
         start = scan_prefix
-        if start_after is not None:
-            after = base + start_after.encode("utf-8", "surrogateescape")
-            if after >= start:
-                start = after + b"\x00"
+        if after is not None:
+            resume = base + after + b"\x00" if len(after) <= stem else base + after[:stem]
+            start = max(start, resume)
         out: list[tuple[str, ObjectRecord]] = []
-        while len(out) < limit:
+        records = self._object_records(bucket, scan_prefix, start, min(SCAN_PAGE, limit + 16))
+        async with aclosing(records):
+            async for key, rec in records:
+                if rec.deleted or not key.startswith(want) or (after is not None and key <= after):
+                    continue
+                out.append((key.decode("utf-8", "surrogateescape"), rec))
+                if len(out) >= limit:
+                    return out, True
+        return out, False
+
+    async def _object_records(self, bucket: str, scan_prefix: bytes, start: bytes, page_size: int
+                              ) -> AsyncIterator[tuple[bytes, ObjectRecord]]:
+        """(full key, record) from `start` on, in key order. Record keys longer than the stem
+        that share it may be out of order (see records.object_key): each such run is sorted."""
+        base = object_prefix(bucket)
+        stem_end = len(base) + object_key_stem(bucket)
+        run: list[tuple[bytes, ObjectRecord]] = []
+        run_stem: bytes | None = None
+        while True:
             page, more = await self._meta.scan(bucket_partition(bucket), scan_prefix, start,
-                                               min(SCAN_PAGE, max(limit - len(out), 1) + 16))
+                                               page_size)
             for rkey, v in page:
                 rec = ObjectRecord.decode(v.value)
-                if rec.deleted:
+                key = rkey[len(base):] if rec.key is None else rec.key.encode("utf-8", "surrogateescape")
+                if len(rkey) > stem_end and rkey[:stem_end] == run_stem:
+                    run.append((key, rec))
                     continue
-                out.append((rkey[len(base):].decode("utf-8", "surrogateescape"), rec))
-                if len(out) >= limit:
-                    last_key = rkey
-                    return out, more or rkey != page[-1][0]
+                for item in sorted(run, key=lambda item: item[0]):
+                    yield item
+                run.clear()
+                run_stem = rkey[:stem_end] if len(rkey) > stem_end else None
+                if run_stem is None:
+                    yield key, rec
+                else:
+                    run.append((key, rec))
             if not more or not page:
-                return out, False
+                break
             start = page[-1][0] + b"\x00"
-        return out, True
+        for item in sorted(run, key=lambda item: item[0]):
+            yield item
 
     async def _scan_all(self, partition: bytes, prefix: bytes) -> AsyncIterator[tuple[bytes, Versioned]]:
         start = prefix

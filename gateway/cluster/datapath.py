@@ -17,6 +17,7 @@ import asyncio
 import collections
 import logging
 import os
+import time
 from concurrent.futures import Executor
 from typing import AsyncIterator, Callable, Iterable, Protocol, Sequence
 
@@ -69,7 +70,7 @@ class DataPath:
         `digest` is called (in a worker thread) with every data byte exactly once, in order."""
         ring, q = self._ring(), self._q
         code = self.code(q.k, q.m)
-        data_id = os.urandom(16)
+        data_id = new_data_id()
         nodes = tuple(n.id for n in ring.nodes_for(data_id))[: q.k + q.m]
         failed: set[int] = set()
         inflight: collections.deque[asyncio.Task] = collections.deque()
@@ -247,6 +248,17 @@ class DataPath:
         log.warning("shard %d of stripe %d (data %s) on %s unreadable (%s): queued for repair",
                     shard, stripe_no, ref.data_id.hex(), ref.nodes[shard], why)
         self._repair_hint(ref, stripe_no, shard, why)
+
+
+def new_data_id() -> bytes:
+    """16 bytes: creation time (ns, big-endian) then 8 random bytes. Garbage collection reads the
+    time to leave shards of writes still in flight alone."""
+    return time.time_ns().to_bytes(8, "big") + os.urandom(8)
+
+
+def data_id_age_seconds(data_id: bytes, now_ns: int | None = None) -> float:
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    return (now_ns - int.from_bytes(data_id[:8], "big")) / 1e9
 
 
 def _digest_and_encode(code: ErasureCode, buf: bytes, digest: Callable[[bytes], None]) -> list[bytes]:
