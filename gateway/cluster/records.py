@@ -10,6 +10,7 @@ Placement (see docs/architecture.md, "Metadata"):
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,8 +46,35 @@ def object_prefix(bucket: str) -> bytes:
     return OBJECT_PREFIX + bucket.encode() + b"/"
 
 
+# A storage node takes record keys of at most 511 bytes (LMDB's limit); one byte less, so that a
+# scan can always resume at `last_key + b"\x00"`. An S3 key may be 1024 bytes long.
+RECORD_KEY_MAX = 510
+_LONG_KEY_MARK = b"\xff"  # never in UTF-8: a hashed record key cannot equal a verbatim one
+_LONG_KEY_HASH = 15
+
+
 def object_key(bucket: str, key: str) -> bytes:
-    return object_prefix(bucket) + key.encode("utf-8", "surrogateescape")
+    """The record key of an object: the bucket prefix and the key's UTF-8 bytes, verbatim if that
+    fits in RECORD_KEY_MAX. A longer one keeps its first `object_key_stem(bucket)` bytes, then
+    0xFF and a hash of the whole key; its record carries the full key (ObjectRecord.key).
+
+    Record keys therefore sort as the keys do, except among those longer than the stem that share
+    it: Catalog.scan_objects sorts such a run by the full keys."""
+    prefix = object_prefix(bucket)
+    raw = key.encode("utf-8", "surrogateescape")
+    if len(prefix) + len(raw) <= RECORD_KEY_MAX:
+        return prefix + raw
+    digest = hashlib.blake2b(raw, digest_size=_LONG_KEY_HASH).digest()
+    return prefix + raw[:object_key_stem(bucket)] + _LONG_KEY_MARK + digest
+
+
+def object_key_stem(bucket: str) -> int:
+    """How many bytes of a long key its record key keeps."""
+    return RECORD_KEY_MAX - len(object_prefix(bucket)) - len(_LONG_KEY_MARK) - _LONG_KEY_HASH
+
+
+def object_key_is_hashed(bucket: str, key: str) -> bool:
+    return len(object_prefix(bucket)) + len(key.encode("utf-8", "surrogateescape")) > RECORD_KEY_MAX
 
 
 def pack(kind: str, body: dict[str, Any]) -> bytes:
@@ -124,6 +152,7 @@ class ObjectRecord:
     data: DataRef | None = None
     deleted: bool = False                                    # tombstone
     parts: tuple[PartRef, ...] = ()                          # multipart objects: bytes in parts
+    key: str | None = None                                   # the full key, if object_key hashed it
 
     def encode(self) -> bytes:
         body = asdict(self)
