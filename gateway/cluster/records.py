@@ -60,12 +60,18 @@ def object_key(bucket: str, key: str) -> bytes:
 
     Record keys therefore sort as the keys do, except among those longer than the stem that share
     it: Catalog.scan_objects sorts such a run by the full keys."""
-    prefix = object_prefix(bucket)
+    return _bounded_key(object_prefix(bucket), key)
+
+
+def _bounded_key(prefix: bytes, key: str, suffix_size: int = 0) -> bytes:
+    """prefix + key, or prefix + stem + 0xFF + hash if that would leave less than suffix_size
+    bytes of RECORD_KEY_MAX for what the caller appends."""
     raw = key.encode("utf-8", "surrogateescape")
-    if len(prefix) + len(raw) <= RECORD_KEY_MAX:
+    if len(prefix) + len(raw) + suffix_size <= RECORD_KEY_MAX:
         return prefix + raw
+    stem = RECORD_KEY_MAX - suffix_size - len(prefix) - len(_LONG_KEY_MARK) - _LONG_KEY_HASH
     digest = hashlib.blake2b(raw, digest_size=_LONG_KEY_HASH).digest()
-    return prefix + raw[:object_key_stem(bucket)] + _LONG_KEY_MARK + digest
+    return prefix + raw[:stem] + _LONG_KEY_MARK + digest
 
 
 def object_key_stem(bucket: str) -> int:
@@ -236,7 +242,9 @@ def upload_prefix(bucket: str) -> bytes:
 def upload_key(bucket: str, key: str, upload_id: str) -> bytes:
     # "\x00" cannot occur in a UTF-8 key's bytes except as NUL, which S3 keys may not hold;
     # it makes uploads of one key sort together, by upload id.
-    return upload_prefix(bucket) + key.encode("utf-8", "surrogateescape") + b"\x00" + upload_id.encode()
+    # A key too long for a record key is hashed as in object_key (the record holds the full key).
+    tail = b"\x00" + upload_id.encode()
+    return _bounded_key(upload_prefix(bucket), key, len(tail)) + tail
 
 
 def part_prefix(bucket: str, upload_id: str) -> bytes:
