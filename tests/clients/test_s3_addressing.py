@@ -156,6 +156,21 @@ def test_list_many_long_keys_sharing_a_stem(raw, raw_bucket):
         assert reply.body == hashlib.md5(key.encode()).digest()
 
 
+def test_multipart_upload_to_a_1024_byte_key(cluster, raw, raw_bucket):
+    s3 = cluster.boto3_client()
+    key = "m" * 1000 + "/" + "\u00e9" * 11 + "x"  # 1024 UTF-8 bytes
+    upload = s3.create_multipart_upload(Bucket=raw_bucket, Key=key)["UploadId"]
+    part = s3.upload_part(Bucket=raw_bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"part")
+    listed = s3.list_multipart_uploads(Bucket=raw_bucket)["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in listed] == [(key, upload)]
+    assert [p["PartNumber"] for p in s3.list_parts(Bucket=raw_bucket, Key=key,
+                                                    UploadId=upload)["Parts"]] == [1]
+    s3.complete_multipart_upload(Bucket=raw_bucket, Key=key, UploadId=upload, MultipartUpload={
+        "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert raw.get(f"/{raw_bucket}/{quote(key)}").expect(200).body == b"part"
+    assert listed_keys(raw, f"/{raw_bucket}") == [key]
+
+
 # --- bucket names and sub-resources ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["ab", "Abc", "a_b", "-abc", "abc-", "a..b", "192.168.1.1",
