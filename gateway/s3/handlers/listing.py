@@ -120,7 +120,10 @@ async def list_objects_v1(ctx: RequestContext) -> web.StreamResponse:
 
 def _decode_token(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode("utf-8", "surrogateescape")
+        # validate=True: the lenient default drops foreign characters, so "%%%" meant "from
+        # the start" instead of an error
+        return base64.b64decode(token.encode(), altchars=b"-_", validate=True).decode(
+            "utf-8", "surrogateescape")
     except (binascii.Error, ValueError):
         raise errors.InvalidArgument("The continuation token provided is incorrect",
                                      ArgumentName="continuation-token") from None
