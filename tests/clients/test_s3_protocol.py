@@ -408,6 +408,26 @@ def test_list_objects_max_keys_zero_and_bad_list_type(raw, raw_bucket):
     raw.get(f"/{raw_bucket}?encoding-type=base64").expect(400, "InvalidArgument")
 
 
+@pytest.mark.parametrize("token", ["%25%25%25", "not%20base64", "abc", "%C3%A9"])
+def test_list_objects_bad_continuation_token(raw, raw_bucket, token):
+    raw.get(f"/{raw_bucket}?list-type=2&continuation-token={token}").expect(400, "InvalidArgument")
+
+
+def test_list_objects_continuation_token_round_trip(raw, raw_bucket):
+    for key in ("a", "b~", "c\u00e9", "d"):
+        raw.put(f"/{raw_bucket}/{quote(key)}", b"x").expect(200)
+    keys, token = [], None
+    for _ in range(10):
+        query = "list-type=2&max-keys=1" + (f"&continuation-token={quote(token, safe='')}"
+                                             if token else "")
+        root = raw.get(f"/{raw_bucket}?{query}").expect(200).xml
+        keys += [c.findtext(f"{NS}Key") for c in root.findall(f"{NS}Contents")]
+        token = root.findtext(f"{NS}NextContinuationToken")
+        if token is None:
+            break
+    assert keys == ["a", "b~", "c\u00e9", "d"]
+
+
 def test_method_not_allowed(raw, raw_bucket):
     raw.send("PATCH", f"/{raw_bucket}/k", b"x").expect(405, "MethodNotAllowed")
     raw.send("POST", f"/{raw_bucket}/k", b"").expect(405, "MethodNotAllowed")
