@@ -367,6 +367,35 @@ def test_malformed_authorization_header(raw, raw_bucket):
     ).expect(400, "AuthorizationHeaderMalformed")
 
 
+def _mutated(raw: RawS3, target: str, change) -> Reply:
+    headers = raw.signed_headers("GET", target, payload_hash=sha256_hex(b""))
+    change(headers)
+    return exchange(raw.port, request_head("GET", target, headers), method="GET")
+
+
+def test_malformed_signed_header_fields(raw, raw_bucket):
+    target = f"/{raw_bucket}"
+    today = utcnow().strftime("%Y%m%d")
+
+    def other_scope_date(h):
+        h["authorization"] = h["authorization"].replace(f"/{today}/", "/20000101/")
+
+    def other_service(h):
+        h["authorization"] = h["authorization"].replace("/s3/aws4_request", "/ec2/aws4_request")
+
+    def host_not_signed(h):
+        h["authorization"] = h["authorization"].replace("SignedHeaders=host;", "SignedHeaders=")
+
+    _mutated(raw, target, other_scope_date).expect(400, "AuthorizationHeaderMalformed")
+    _mutated(raw, target, other_service).expect(400, "AuthorizationHeaderMalformed")
+    _mutated(raw, target, host_not_signed).expect(400, "AuthorizationHeaderMalformed")
+    _mutated(raw, target, lambda h: h.pop("x-amz-content-sha256")).expect(400, "InvalidRequest")
+    _mutated(raw, target, lambda h: h.update({"x-amz-date": "yesterday"})).expect(
+        403, "AccessDenied")
+    _mutated(raw, target, lambda h: h.update(host="127.0.0.2:1")).expect(
+        403, "SignatureDoesNotMatch")
+
+
 # --- request shape ---------------------------------------------------------------------------------
 
 def test_metadata_over_2kb(raw, raw_bucket):
