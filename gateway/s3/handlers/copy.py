@@ -60,7 +60,10 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
     if directive not in ("COPY", "REPLACE"):
         raise errors.InvalidArgument("Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")
     same = (src_bucket, src_key) == (ctx.bucket, ctx.key)
-    if same and directive == "COPY":
+    # A storage class on the request is a change of its own, applied whatever the directive says:
+    # rclone's settier copies an object onto itself with COPY and x-amz-storage-class, which S3 allows.
+    storage_class = headers.get("x-amz-storage-class")
+    if same and directive == "COPY" and storage_class is None:
         raise errors.InvalidRequest("This copy request is illegal because it is trying to copy an "
                                     "object to itself without changing the object's metadata, "
                                     "storage class, website redirect location or encryption attributes.")
@@ -68,6 +71,8 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
         content_type, stored, meta = object_headers(ctx.request)
     else:
         content_type, stored, meta = rec.content_type, rec.headers, rec.user_meta
+        if storage_class is not None:
+            stored = {**stored, "x-amz-storage-class": storage_class}
 
     dest = src if same else await catalog.get_object(ctx.bucket, ctx.key)
     check_write_conditions(headers, etag_of(dest))
