@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 import uuid
 from datetime import datetime, timezone
 
 from aiohttp import web
 
-from gateway.cluster.records import ObjectRecord, PartRef, UploadRecord
+from gateway.cluster.records import ObjectRecord, PartRef, UploadRecord, upload_key, upload_prefix
 from gateway.s3 import errors
 from gateway.s3.checksums import BodyDigests, ChecksumAlgorithm
 from gateway.s3.handlers.context import READ, WRITE, RequestContext
@@ -24,7 +25,7 @@ from gateway.s3.handlers.object_delete import read_small_body
 from gateway.s3.handlers.object_get import last_modified
 from gateway.s3.handlers.object_put import (check_length, etag_of, object_headers, retire,
                                             store_body)
-from gateway.s3.httpsemantics import check_read_conditions, check_write_conditions, parse_range
+from gateway.s3.httpsemantics import check_read_conditions, check_write_conditions
 from gateway.s3.payload import PayloadReader
 from gateway.s3.router import Op, parse_copy_source
 from gateway.s3.xml import (PartEntry, UploadEntry, complete_multipart_xml, copy_part_result_xml,
@@ -34,6 +35,7 @@ from gateway.s3.xml import (PartEntry, UploadEntry, complete_multipart_xml, copy
 XML = {"Content-Type": "application/xml"}
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+_COPY_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{1,19})")
 
 
 def _dt(ns: int) -> datetime:
@@ -97,7 +99,7 @@ async def upload_part(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
-    await open_upload(ctx)
+    upload = await open_upload(ctx)
     number = int(ctx.params["partNumber"])
     source = parse_copy_source(ctx.request.headers["x-amz-copy-source"])
     catalog = ctx.services.catalog
@@ -114,16 +116,15 @@ async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
     check_read_conditions(ctx.request.headers, rec.etag, last_modified(rec), prefix="x-amz-copy-source-")
     first, last = 0, rec.size - 1
     range_header = ctx.request.headers.get("x-amz-copy-source-range")
-    if range_header:
-        rng = parse_range(range_header, rec.size)
-        if rng is None or not range_header.strip().startswith("bytes=") or "-" not in range_header:
-            raise errors.InvalidArgument("The x-amz-copy-source-range value must be of the form "
-                                         "bytes=first-last.", ArgumentName="x-amz-copy-source-range")
-        first, last = rng
+    if range_header is not None:
+        first, last = _copy_source_range(range_header, rec.size)
     size = max(0, last - first + 1)
     if size > MAX_PART_SIZE:
         raise errors.EntityTooLarge()
-    digests = BodyDigests.from_headers({})
+    # A copied part gets the upload's checksum like an uploaded one, or Complete could not
+    # compute the object's composite checksum.
+    extra = [ChecksumAlgorithm.parse(upload.checksum_algorithm)] if upload.checksum_algorithm else []
+    digests = BodyDigests(also_compute=extra)
     if size <= ctx.services.config.inline_threshold:
         chunks = [c async for c in ctx.services.data.read_extents(rec.extents(), first, last)] if size else []
         inline, ref = b"".join(chunks), None
@@ -144,7 +145,23 @@ async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
         if ref is not None:
             ctx.services.data.forget(ref, -(-size // ref.stripe_size))
         raise
-    return web.Response(body=copy_part_result_xml(etag, _dt(part.mtime_ns)), headers=XML)
+    return web.Response(body=copy_part_result_xml(etag, _dt(part.mtime_ns), checksums), headers=XML)
+
+
+def _copy_source_range(header: str, size: int) -> tuple[int, int]:
+    """x-amz-copy-source-range: exactly `bytes=first-last`, inside the source (no suffix or
+    open-ended forms, and unlike a GET Range, no clamping of `last` to the object's end)."""
+    match = _COPY_RANGE.fullmatch(header.strip())
+    if match is None:
+        raise errors.InvalidArgument("The x-amz-copy-source-range value must be of the form "
+                                     "bytes=first-last where first and last are the zero-based "
+                                     "offsets of the first and last bytes to copy",
+                                     ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
+    first, last = int(match.group(1)), int(match.group(2))
+    if first > last or last >= size:
+        raise errors.InvalidArgument(f"Range specified is not valid for source object of size: {size}",
+                                     ArgumentName="x-amz-copy-source-range", ArgumentValue=header)
+    return first, last
 
 
 def composite_checksum(algorithm: str, parts: list[PartRef]) -> str:
@@ -242,14 +259,20 @@ async def list_uploads(ctx: RequestContext) -> web.StreamResponse:
     prefix, delimiter = p.get("prefix", ""), p.get("delimiter", "")
     key_marker, id_marker = p.get("key-marker", ""), p.get("upload-id-marker", "")
     max_uploads = min(int(p.get("max-uploads") or 1000), 1000)
-    from gateway.cluster.records import upload_key, upload_prefix
     cursor = None
     if key_marker:
-        # Without an upload-id marker, every upload of key_marker itself is skipped.
-        cursor = upload_key(ctx.bucket, key_marker, id_marker) if id_marker else \
-            upload_prefix(ctx.bucket) + key_marker.encode("utf-8", "surrogateescape") + b"\x00\xff"
+        marker = upload_prefix(ctx.bucket) + key_marker.encode("utf-8", "surrogateescape")
+        if delimiter and key_marker.startswith(prefix) and key_marker.endswith(delimiter):
+            # A common prefix returned by an earlier page: skip every key under it (0xFF never
+            # occurs in UTF-8, so it sorts after all of them).
+            cursor = marker + b"\xff"
+        elif id_marker:
+            cursor = upload_key(ctx.bucket, key_marker, id_marker)
+        else:  # every upload of key_marker itself is skipped
+            cursor = marker + b"\x00\xff"
     entries: list[UploadEntry] = []
     prefixes: list[str] = []
+    last_was_prefix = False
     truncated = False
     async for _, rec in ctx.services.uploads.uploads(ctx.bucket, prefix, cursor):
         common = None
@@ -260,17 +283,21 @@ async def list_uploads(ctx: RequestContext) -> web.StreamResponse:
         if common is not None and prefixes and prefixes[-1] == common:
             continue
         if len(entries) + len(prefixes) == max_uploads:
-            truncated = True
+            truncated = max_uploads > 0  # like max-keys=0: an empty, untruncated page
             break
+        last_was_prefix = common is not None
         if common is not None:
             prefixes.append(common)
         else:
             entries.append(UploadEntry(key=rec.key, upload_id=rec.upload_id, initiated=_dt(rec.initiated_ns),
                                        owner_id=rec.owner, checksum_algorithm=rec.checksum_algorithm))
+    # The next page starts after whatever this one listed last: an upload, or a common prefix.
+    next_key = next_id = None
+    if truncated:
+        next_key, next_id = (prefixes[-1], None) if last_was_prefix else (entries[-1].key, entries[-1].upload_id)
     body = list_multipart_uploads_xml(
         ctx.bucket, key_marker=key_marker, upload_id_marker=id_marker,
-        next_key_marker=entries[-1].key if truncated and entries else None,
-        next_upload_id_marker=entries[-1].upload_id if truncated and entries else None,
+        next_key_marker=next_key, next_upload_id_marker=next_id,
         prefix=prefix, delimiter=delimiter or None, max_uploads=max_uploads, is_truncated=truncated,
         encoding_type=p.get("encoding-type"), uploads=entries, common_prefixes=prefixes)
     return web.Response(body=body, headers=XML)

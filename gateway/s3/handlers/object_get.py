@@ -57,6 +57,8 @@ def resolve_range(ctx: RequestContext, rec: ObjectRecord) -> tuple[int, int] | N
     """The byte range to serve: from ?partNumber (a part of a multipart object) or Range."""
     part = ctx.params.get("partNumber")
     if part is not None:
+        if "Range" in ctx.request.headers:
+            raise errors.InvalidRequest("Cannot specify both Range header and partNumber query parameter.")
         extents = rec.extents()
         number = int(part)
         if number > len(extents):
