@@ -53,12 +53,13 @@ class Tool:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 90
 
-    def run(self, *args: str, ok: bool = True, timeout: float | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def run(self, *args: str, ok: bool = True, timeout: float | None = None, cwd: Path | None = None,
+            stdin: bytes | None = None) -> subprocess.CompletedProcess:
         argv = [require(self.program), *args]
+        feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
         try:
             out = subprocess.run(argv, env=clean_env(**self.env), capture_output=True, cwd=cwd,
-                                 timeout=timeout or self.timeout, stdin=subprocess.DEVNULL)
+                                 timeout=timeout or self.timeout, **feed)
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"{self._describe(args)} timed out after {exc.timeout}s:\n"
                                  f"{_text(exc.stdout)}\n{_text(exc.stderr)}\n"
