@@ -41,6 +41,10 @@ async def first_answers(calls: dict[str, Awaitable], needed: int, what: str,
     reached, ServiceUnavailable. Calls still running go on in the background; `on_all_done` then
     sees every answer (used for read repair)."""
     tasks = {asyncio.ensure_future(c): node for node, c in calls.items()}
+    for t in tasks:
+        # A call that fails after the quorum answered (or after the store closed) is nobody's
+        # to await: mark its error as seen, or asyncio logs "exception was never retrieved".
+        t.add_done_callback(_mark_retrieved)
     answers: dict[str, object] = {}
     failures: dict[str, BaseException] = {}
     pending = set(tasks)
@@ -130,18 +134,30 @@ class MetaStore:
 
         Each replica returns at most `limit` keys. A key beyond the last key of a replica that
         still has more might exist on that replica, so the merged page stops at the smallest such
-        boundary: no key is skipped, whatever each replica held."""
+        boundary: no key is skipped, whatever each replica held.
+
+        A replica's page also covers the keys it found corrupt (listed apart, not as items). When
+        every key up to the boundary was such a key, the scan goes on from the boundary rather
+        than return an empty page that callers would take for the end."""
+        while True:
+            ordered, boundary = await self._scan_page(partition, prefix, start, limit)
+            if ordered or boundary is None:
+                return ordered, boundary is not None
+            start = boundary + b"\x00"
+
+    async def _scan_page(self, partition: bytes, prefix: bytes, start: bytes | None, limit: int
+                         ) -> tuple[list[tuple[bytes, Versioned]], bytes | None]:
+        """The merged page and its boundary (None: no replica has more)."""
         nodes = self.replicas(partition)
         calls = {n: self._pool[n].scan_records(prefix, start=start, limit=limit,
                                                timeout=self._timeout) for n in nodes}
         answers = await first_answers(calls, self._q.meta_read, "metadata scan", self._background)
         pages = [a for a in answers.values() if not isinstance(a, NotFound)]
         boundary: bytes | None = None
-        more = False
-        for items, has_more in pages:
-            if has_more and items:
-                more = True
-                last = items[-1][0]
+        for page in pages:
+            scanned = [k for k, _, _ in page.items[-1:]] + list(page.corrupt[-1:])
+            if page.more and scanned:
+                last = max(scanned)
                 boundary = last if boundary is None else min(boundary, last)
         merged: dict[bytes, Versioned] = {}
         for items, _ in pages:
@@ -151,8 +167,7 @@ class MetaStore:
                 cur = merged.get(rkey)
                 if cur is None or stamp > cur.stamp:
                     merged[rkey] = Versioned(stamp, value)
-        ordered = sorted(merged.items())
-        return ordered, more
+        return sorted(merged.items()), boundary
 
     def _spawn(self, coro: Awaitable) -> None:
         async def quiet() -> None:
@@ -163,6 +178,11 @@ class MetaStore:
         t = asyncio.ensure_future(quiet())
         self._background.add(t)
         t.add_done_callback(self._background.discard)
+
+
+def _mark_retrieved(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _newest(answers: Iterable[object]) -> Versioned | None:
