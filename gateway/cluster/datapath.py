@@ -82,7 +82,8 @@ class DataPath:
             while True:
                 if len(pending) < self.stripe_size:
                     pending += await source.readexactly_or_eof(self.stripe_size - len(pending))
-                buf, pending = pending, b""
+                # `first` may hold more than a stripe (a stripe size below the inline limit)
+                buf, pending = pending[:self.stripe_size], pending[self.stripe_size:]
                 if not buf and stripe_no > 0:
                     break
                 shards = await loop.run_in_executor(self._executor, _digest_and_encode,
