@@ -312,10 +312,10 @@ class FakeCluster:
 @contextlib.asynccontextmanager
 async def fake_cluster(*, nodes: int = 6, zones: int = 3, k: int = 4, m: int = 2,
                        stripe_size: int = 1024, timeout: float = 1.0,
-                       straggler_grace: float = 0.05, window: int = 3,
+                       straggler_grace: float = 0.05, window: int = 3, data_write: int | None = None,
                        clock: HybridClock | None = None) -> AsyncIterator[FakeCluster]:
     ring = fake_ring(nodes, zones, k, m)
-    quorums = derive_quorums(k, m)
+    quorums = derive_quorums(k, m, data_write)
     pool = FakeNodePool([n.id for n in ring.nodes], timeout=timeout)
     clock = clock or HybridClock()
     meta = MetaStore(pool, lambda: ring, quorums, timeout=timeout)
