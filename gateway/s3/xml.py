@@ -287,6 +287,32 @@ def list_objects_v1_xml(bucket: str, *, prefix: str = "", marker: str = "", next
                      + _common_prefixes(common_prefixes, enc))
 
 
+def list_object_versions_xml(bucket: str, *, prefix: str = "", key_marker: str = "",
+                             version_id_marker: str = "", next_key_marker: str | None = None,
+                             max_keys: int = 1000, delimiter: str | None = None, is_truncated: bool = False,
+                             encoding_type: str | None = None, entries: Sequence[ObjectEntry] = (),
+                             common_prefixes: Sequence[str] = ()) -> bytes:
+    """ListObjectVersions of an unversioned bucket: each object is its only, latest version "null"."""
+    enc = _encoder(encoding_type)
+    head = (_el("Name", bucket) + _el("Prefix", enc(prefix)) + _el("KeyMarker", enc(key_marker))
+            + _el("VersionIdMarker", version_id_marker))
+    if next_key_marker is not None:
+        head += _el("NextKeyMarker", enc(next_key_marker)) + _el("NextVersionIdMarker", "null")
+    head += f"<MaxKeys>{max_keys:d}</MaxKeys>"
+    if delimiter is not None:
+        head += _el("Delimiter", enc(delimiter))
+    if encoding_type is not None:
+        head += _el("EncodingType", encoding_type)
+    head += _el("IsTruncated", _bool(is_truncated))
+    versions = "".join(
+        f"<Version><Key>{escape(enc(e.key))}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
+        f"<LastModified>{iso8601(e.last_modified)}</LastModified>{_etag(e.etag)}"
+        f"<Size>{e.size:d}</Size><StorageClass>{escape(e.storage_class)}</StorageClass>"
+        + (_owner("Owner", e.owner_id, e.owner_name) if e.owner_id is not None else "") + "</Version>"
+        for e in entries)
+    return _document("ListVersionsResult", head + versions + _common_prefixes(common_prefixes, enc))
+
+
 def list_objects_v2_xml(bucket: str, *, prefix: str = "", continuation_token: str | None = None,
                         next_continuation_token: str | None = None, start_after: str | None = None,
                         max_keys: int = 1000, delimiter: str | None = None, is_truncated: bool = False,

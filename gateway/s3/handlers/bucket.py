@@ -93,13 +93,24 @@ async def get_acl(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def put_acl(ctx: RequestContext) -> web.StreamResponse:
-    """Only private ACLs exist in Cairn; access is granted per key with `cairn bucket allow`."""
+    """Only private ACLs exist in Cairn; access is granted per key with `cairn bucket allow`.
+    A request that would grant anything beyond the owner's FULL_CONTROL is refused, never
+    silently treated as private."""
     rec = await ctx.bucket_record(READ)
     ctx.require_owner(rec)
+    if ctx.endpoint.op is Op.PutObjectAcl:
+        found = await ctx.services.catalog.get_object(ctx.bucket, ctx.key)
+        if found is None or found.record.deleted:
+            raise errors.NoSuchKey(Key=ctx.key)
     acl = ctx.request.headers.get("x-amz-acl", "private")
-    await read_small_body(ctx, 64 * 1024)
-    if acl not in ("private", "bucket-owner-full-control"):
-        raise errors.NotImplemented_(f"Canned ACL {acl!r} is not supported: use per-key grants")
+    body = await read_small_body(ctx, 64 * 1024)
+    grants = [h for h in ctx.request.headers if h.lower().startswith("x-amz-grant-")]
+    if acl not in ("private", "bucket-owner-full-control") or grants:
+        raise errors.NotImplemented_(f"Canned ACL {acl!r} and x-amz-grant-* headers are not supported: "
+                                     "use per-key grants (cairn bucket allow)")
+    if b"AllUsers" in body or b"AuthenticatedUsers" in body or body.count(b"<Grant>") > 1:
+        raise errors.NotImplemented_("ACL grants beyond the owner's FULL_CONTROL are not supported: "
+                                     "use per-key grants (cairn bucket allow)")
     return web.Response(status=200)
 
 
@@ -143,6 +154,7 @@ HANDLERS = {
     Op.GetBucketAcl: get_acl,
     Op.GetObjectAcl: get_acl,
     Op.PutBucketAcl: put_acl,
+    Op.PutObjectAcl: put_acl,
     Op.GetBucketPolicy: _missing_configuration(errors.NoSuchBucketPolicy),
     Op.GetBucketCors: _missing_configuration(errors.NoSuchCORSConfiguration),
     Op.GetBucketLifecycleConfiguration: _missing_configuration(errors.NoSuchLifecycleConfiguration),

@@ -17,7 +17,8 @@ from gateway.cluster.catalog import Catalog
 from gateway.s3 import errors
 from gateway.s3.handlers.context import READ, RequestContext
 from gateway.s3.router import Op
-from gateway.s3.xml import ObjectEntry, list_objects_v1_xml, list_objects_v2_xml
+from gateway.s3.xml import (ObjectEntry, list_object_versions_xml, list_objects_v1_xml,
+                            list_objects_v2_xml)
 
 MAX_KEYS = 1000
 # U+DCFF encodes (surrogateescape) to the byte 0xFF, which never occurs in UTF-8: every key that
@@ -155,4 +156,24 @@ async def list_objects_v2(ctx: RequestContext) -> web.StreamResponse:
     return web.Response(body=body, headers={"Content-Type": "application/xml"})
 
 
-HANDLERS = {Op.ListObjects: list_objects_v1, Op.ListObjectsV2: list_objects_v2}
+async def list_object_versions(ctx: RequestContext) -> web.StreamResponse:
+    """Buckets are unversioned: every object is listed as its single version "null"."""
+    await ctx.bucket_record(READ)
+    prefix = ctx.params.get("prefix", "")
+    delimiter = ctx.params.get("delimiter", "")
+    key_marker = ctx.params.get("key-marker") or None
+    max_keys = _max_keys(ctx)
+    encoding = _encoding(ctx)
+    result = await walk(ctx.services.catalog, ctx.bucket, prefix, delimiter, key_marker, max_keys,
+                        owner=ctx.access_key)
+    body = list_object_versions_xml(
+        bucket=ctx.bucket, prefix=prefix, key_marker=key_marker or "",
+        version_id_marker=ctx.params.get("version-id-marker", ""),
+        next_key_marker=result.last if result.truncated else None, max_keys=max_keys,
+        delimiter=delimiter or None, is_truncated=result.truncated, encoding_type=encoding,
+        entries=result.entries, common_prefixes=result.prefixes)
+    return web.Response(body=body, headers={"Content-Type": "application/xml"})
+
+
+HANDLERS = {Op.ListObjects: list_objects_v1, Op.ListObjectsV2: list_objects_v2,
+            Op.ListObjectVersions: list_object_versions}
