@@ -23,6 +23,7 @@ from common.nodeclient import NodePool
 from gateway.cluster.catalog import Catalog
 from gateway.cluster.uploads import Uploads
 from gateway.cluster.datapath import DataPath
+from gateway.cluster.health import NodeWatch
 from gateway.cluster.hlc import HybridClock
 from gateway.cluster.metastore import MetaStore
 from gateway.cluster.quorum import Quorums, derive_quorums
@@ -78,11 +79,12 @@ def cluster_context(config: GatewayConfig):
         executor = ThreadPoolExecutor(max_workers=config.io_threads, thread_name_prefix="cairn-io")
         metrics = Metrics()
         async with NodePool({n.id: n.address for n in ring.nodes}, keys=keys,
-                            timeout=config.node_timeout) as pool:
+                            timeout=config.node_timeout) as pool, \
+                NodeWatch(pool, interval=config.node_probe_interval):
             meta = MetaStore(pool, lambda: ring, quorums, timeout=config.node_timeout)
             data = DataPath(pool, lambda: ring, quorums, executor, stripe_size=config.stripe_size,
                             window=config.stripe_window, timeout=config.node_timeout * 2,
-                            repair_hint=metrics.repair_hint)
+                            straggler_grace=config.straggler_grace, repair_hint=metrics.repair_hint)
             clock = HybridClock()
             app[SERVICES] = Services(config=config, ring=ring, quorums=quorums, pool=pool,
                                      catalog=Catalog(meta, clock), uploads=Uploads(meta, clock),

@@ -26,6 +26,10 @@ class GatewayConfig:
     stripe_window: int = 3                # stripes in flight per request (bounds memory)
     data_write_quorum: int | None = None  # default k + 1
     node_timeout: float = 5.0
+    # A shard holder that has not answered this long after the rest made the quorum is treated
+    # as failed for that request (a node killed mid-request would otherwise cost a timeout).
+    straggler_grace: float = 2.0
+    node_probe_interval: float = 1.0      # every node is pinged this often (gateway/cluster/health.py)
     max_object_size: int = 5 * 1024 * MiB  # single PUT limit, as S3
     skew_seconds: int = 15 * 60
     io_threads: int = 4                   # hashing/erasure-coding threads per worker

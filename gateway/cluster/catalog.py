@@ -120,7 +120,9 @@ class Catalog:
         if object_key_is_hashed(bucket, key):
             rec = replace(rec, key=key)  # the record key holds only a prefix and a hash of it
         stamp = self._clock.stamp_after(seen.stamp if seen else None)
-        await self._meta.put(bucket_partition(bucket), object_key(bucket, key), rec.encode(), stamp)
+        previous = Versioned(seen.stamp, seen.record.encode()) if seen else None
+        await self._meta.put(bucket_partition(bucket), object_key(bucket, key), rec.encode(), stamp,
+                             previous)
         return stamp
 
     async def scan_objects(self, bucket: str, prefix: str, start_after: str | None,
@@ -192,4 +194,4 @@ class Catalog:
     async def _write(self, partition: bytes, key: bytes, value: bytes) -> None:
         seen = await self._meta.get(partition, key)
         stamp = self._clock.stamp_after(seen.stamp if seen else None)
-        await self._meta.put(partition, key, value, stamp)
+        await self._meta.put(partition, key, value, stamp, seen)

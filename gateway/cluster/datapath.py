@@ -5,11 +5,17 @@ thread, send the k+m shards of a stripe to the partition's k+m nodes concurrentl
 stripe is read. A few stripes are in flight at once, so memory per request is bounded by
 window * stripe_size * (k+m)/k whatever the object size. A node that fails once is dropped for the
 rest of the object (its shard index is recorded as missing); as soon as fewer than the write quorum
-of shard indices remain, the write fails fast with ServiceUnavailable.
+of shard indices remain, the write fails fast with ServiceUnavailable. A node the pool knows to be
+down (suspect, see health.py) gets no shards at all, and one that has not answered
+`straggler_grace` seconds after the write quorum of a stripe did is dropped like a failed one: a
+node killed mid-upload costs a PUT a moment, not a node timeout per stripe in flight.
 
 Read: for each stripe of the requested range, ask the data-shard holders for just the bytes needed
 (the code is systematic); on any failure or checksum error, fetch whole shards from every
-remaining holder, decode from the first k, and report what was missing for repair.
+remaining holder, decode from the first k, and report what was missing for repair. The same
+happens at once when a data-shard holder is suspect, and after `straggler_grace` seconds when one
+is slow to answer (a node killed mid-GET never answers; waiting out its timeout would stall every
+stripe in flight).
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ from ring.model import Ring
 
 log = logging.getLogger("cairn.datapath")
 
+_POLL = 0.25    # seconds between looks at the pool's suspect list while shard puts are pending
+
 
 class StripeSource(Protocol):
     async def readexactly_or_eof(self, n: int) -> bytes: ...
@@ -39,7 +47,8 @@ class StripeSource(Protocol):
 class DataPath:
     def __init__(self, pool: NodePool, ring: Callable[[], Ring], quorums: Quorums,
                  executor: Executor, *, stripe_size: int, window: int = 3,
-                 timeout: float = 10.0, repair_hint: Callable[[DataRef, int, int, str], None] | None = None):
+                 timeout: float = 10.0, straggler_grace: float = 2.0,
+                 repair_hint: Callable[[DataRef, int, int, str], None] | None = None):
         self._pool = pool
         self._ring = ring
         self._q = quorums
@@ -47,6 +56,7 @@ class DataPath:
         self.stripe_size = stripe_size
         self._window = window
         self._timeout = timeout
+        self._straggler_grace = straggler_grace
         self._codes: dict[tuple[int, int], ErasureCode] = {}
         self._repair_hint = repair_hint or (lambda ref, stripe, shard, why: None)
         self._background: set[asyncio.Task] = set()
@@ -72,7 +82,11 @@ class DataPath:
         code = self.code(q.k, q.m)
         data_id = new_data_id()
         nodes = tuple(n.id for n in ring.nodes_for(data_id))[: q.k + q.m]
-        failed: set[int] = set()
+        failed = {i for i, node in enumerate(nodes) if self._pool.is_suspect(node)}
+        if len(nodes) - len(failed) < q.data_write:
+            raise ServiceUnavailable(
+                f"data write: {len(nodes) - len(failed)} of {len(nodes)} storage nodes are up, "
+                f"{q.data_write} needed (down: {', '.join(nodes[i] for i in sorted(failed))})")
         inflight: collections.deque[asyncio.Task] = collections.deque()
         loop = asyncio.get_running_loop()
         stripe_no = 0
@@ -108,17 +122,50 @@ class DataPath:
 
     async def _send_stripe(self, data_id: bytes, stripe_no: int, nodes: tuple[str, ...],
                            shards: list[bytes], failed: set[int]) -> None:
-        targets = [i for i in range(len(nodes)) if i not in failed]
-        results = await asyncio.gather(
-            *(self._pool[nodes[i]].put_shard(shard_key(data_id, stripe_no, i), shards[i],
-                                             timeout=self._timeout) for i in targets),
-            return_exceptions=True)
-        for i, res in zip(targets, results):
-            if isinstance(res, BaseException):
-                if not isinstance(res, (NodeError, asyncio.TimeoutError)):
-                    raise res
-                log.warning("shard %d of stripe %d on %s failed: %s", i, stripe_no, nodes[i], res)
-                failed.add(i)
+        tasks = {asyncio.ensure_future(
+            self._pool[nodes[i]].put_shard(shard_key(data_id, stripe_no, i), shards[i],
+                                           timeout=self._timeout)): i
+            for i in range(len(nodes)) if i not in failed}
+        pending = set(tasks)
+        loop = asyncio.get_running_loop()
+        stored, grace_ends = 0, None
+
+        def drop(t: asyncio.Task, why: str) -> None:
+            # The shard may or may not be stored: it is never read, and removed with the object.
+            log.warning("shard %d of stripe %d on %s: %s; counted as missing", tasks[t], stripe_no,
+                        nodes[tasks[t]], why)
+            pending.discard(t)
+            t.cancel()
+            failed.add(tasks[t])
+
+        try:
+            while pending and len(nodes) - len(failed) >= self._q.data_write:
+                # Wake up now and then: a holder found down meanwhile is not waited for.
+                wait = _POLL if grace_ends is None else min(_POLL, grace_ends - loop.time())
+                done, pending = await asyncio.wait(pending, timeout=max(0.0, wait),
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    exc = t.exception()
+                    if exc is None:
+                        stored += 1
+                    elif isinstance(exc, (NodeError, asyncio.TimeoutError)):
+                        log.warning("shard %d of stripe %d on %s failed: %s", tasks[t], stripe_no,
+                                    nodes[tasks[t]], exc)
+                        failed.add(tasks[t])
+                    else:
+                        raise exc
+                for t in [t for t in pending if self._pool.is_suspect(nodes[tasks[t]])]:
+                    drop(t, "node found down")
+                if grace_ends is None and stored >= self._q.data_write:
+                    grace_ends = loop.time() + self._straggler_grace
+                elif grace_ends is not None and loop.time() >= grace_ends:
+                    for t in list(pending):
+                        drop(t, f"no answer {self._straggler_grace:g} s after the write quorum")
+        finally:
+            for t in pending:
+                t.cancel()
+        for t in list(pending):     # the quorum went out of reach first
+            drop(t, "abandoned")
         alive = len(nodes) - len(failed)
         if alive < self._q.data_write:
             raise ServiceUnavailable(f"data write: {alive} of {len(nodes)} storage nodes took the "
@@ -196,25 +243,33 @@ class DataPath:
     async def _read_stripe(self, ref: DataRef, size: int, stripe_no: int, start: int, end: int) -> bytes:
         slen = stripes.stripe_len(stripe_no, size, ref.stripe_size)
         code = self.code(ref.k, ref.m)
-        healthy = [i for i in range(ref.k) if i not in ref.missing]
-        if len(healthy) == ref.k:
-            ranges = stripes.data_shard_ranges(slen, ref.k, start, end)
-            results = await asyncio.gather(
-                *(self._pool[ref.nodes[i]].get_shard(shard_key(ref.data_id, stripe_no, i), off, ln,
-                                                     timeout=self._timeout)
-                  for i, off, ln in ranges), return_exceptions=True)
-            if not any(isinstance(r, BaseException) for r in results):
-                return b"".join(results)
-            for (i, _, _), r in zip(ranges, results):
-                if isinstance(r, BaseException):
-                    if not isinstance(r, (NodeError, asyncio.TimeoutError)):
-                        raise r
-                    self._report(ref, stripe_no, i, r)
-        data = await self._decode_stripe(ref, code, stripe_no, slen)
+        ranges = stripes.data_shard_ranges(slen, ref.k, start, end)
+        failed: set[int] = set()
+        if not any(i in ref.missing or self._pool.is_suspect(ref.nodes[i]) for i, _, _ in ranges):
+            tasks = [asyncio.ensure_future(
+                self._pool[ref.nodes[i]].get_shard(shard_key(ref.data_id, stripe_no, i), off, ln,
+                                                   timeout=self._timeout)) for i, off, ln in ranges]
+            try:
+                _, pending = await asyncio.wait(tasks, timeout=self._straggler_grace,
+                                                return_when=asyncio.FIRST_EXCEPTION)
+            finally:
+                for t in tasks:
+                    t.cancel()
+            if not pending and not any(t.exception() for t in tasks):
+                return b"".join(t.result() for t in tasks)
+            for (i, _, _), t in zip(ranges, tasks):
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    if not isinstance(t.exception(), (NodeError, asyncio.TimeoutError)):
+                        raise t.exception()
+                    self._report(ref, stripe_no, i, t.exception())
+                    failed.add(i)
+        data = await self._decode_stripe(ref, code, stripe_no, slen, skip=failed)
         return data[start:end]
 
-    async def _decode_stripe(self, ref: DataRef, code: ErasureCode, stripe_no: int, slen: int) -> bytes:
-        candidates = [i for i in range(ref.k + ref.m) if i not in ref.missing]
+    async def _decode_stripe(self, ref: DataRef, code: ErasureCode, stripe_no: int, slen: int,
+                             skip: frozenset[int] | set[int] = frozenset()) -> bytes:
+        """Whole shards from every holder not known to lack theirs; decode from the first k."""
+        candidates = [i for i in range(ref.k + ref.m) if i not in ref.missing and i not in skip]
         tasks = {asyncio.ensure_future(
             self._pool[ref.nodes[i]].get_shard(shard_key(ref.data_id, stripe_no, i),
                                                timeout=self._timeout)): i for i in candidates}

@@ -4,6 +4,9 @@ Every record lives on the k+m replicas of its ring partition. A write is acknowl
 write quorum W has committed it (each node syncs before answering); a read asks every replica and
 answers from the first R replies, newest stamp winning. Replies that arrive later are still
 collected in the background and any stale replica is repaired with the newest value (read repair).
+
+A write that misses its quorum is undone on the replicas that took it (see `put`): a write that
+failed must not surface later through a read quorum made of exactly those replicas.
 """
 from __future__ import annotations
 
@@ -121,12 +124,53 @@ class MetaStore:
                                       self._background, repair)
         return _newest(answers.values())
 
-    async def put(self, partition: bytes, key: bytes, value: bytes, stamp: bytes) -> None:
+    async def put(self, partition: bytes, key: bytes, value: bytes, stamp: bytes,
+                  previous: Versioned | None = None) -> None:
+        """Write with the write quorum, or raise ServiceUnavailable having rolled the replicas
+        that applied it back to `previous` (the version this write replaces, as read before it).
+
+        The rollback removes the record only where it still carries this write's stamp, then puts
+        `previous` back with its own stamp, so a newer write that got there meanwhile is kept.
+        Replicas whose answer never came (killed mid-write) may hold the failed write; that is
+        the one outcome a client must treat as unknown. And a write acknowledged after
+        `previous` was read, yet older than this one, loses its copy on the rolled-back replicas
+        (it stays on the others): rare, as it takes a concurrent writer and more than m nodes
+        failing at once."""
         nodes = self.replicas(partition)
-        calls = {n: self._pool[n].put_record(key, stamp, value, timeout=self._timeout) for n in nodes}
-        answers = await first_answers(calls, self._q.meta_write, "metadata write", self._background)
+        down = [n for n in nodes if self._pool.is_suspect(n)]
+        if len(nodes) - len(down) < self._q.meta_write:   # known out of reach: write nothing
+            raise ServiceUnavailable(f"metadata write: {len(nodes) - len(down)} of {len(nodes)} "
+                                     f"replicas up, {self._q.meta_write} needed "
+                                     f"(down: {', '.join(down)})")
+        applied: list[str] = []
+
+        async def put_one(node: str) -> tuple[bool, bytes]:
+            outcome = await self._pool[node].put_record(key, stamp, value, timeout=self._timeout)
+            if outcome[0]:
+                applied.append(node)
+            return outcome
+
+        try:
+            answers = await first_answers({n: put_one(n) for n in nodes}, self._q.meta_write,
+                                          "metadata write", self._background)
+        except ServiceUnavailable:
+            await self._roll_back(applied, key, stamp, previous)
+            raise
         if any(isinstance(a, NotFound) for a in answers.values()):
             raise ServiceUnavailable("metadata write: replica refused the record")
+
+    async def _roll_back(self, nodes: Sequence[str], key: bytes, stamp: bytes,
+                         previous: Versioned | None) -> None:
+        async def undo(node: str) -> None:
+            await self._pool[node].delete_record(key, stamp, timeout=self._timeout)
+            if previous is not None:
+                await self._pool[node].put_record(key, previous.stamp, previous.value,
+                                                  timeout=self._timeout)
+        results = await asyncio.gather(*(undo(n) for n in nodes), return_exceptions=True)
+        failed = [n for n, r in zip(nodes, results) if isinstance(r, BaseException)]
+        log.warning("metadata write of %r missed its quorum: rolled back on %s%s", key,
+                    ",".join(n for n in nodes if n not in failed) or "no replica",
+                    f" (not on {','.join(failed)})" if failed else "")
 
     async def scan(self, partition: bytes, prefix: bytes, start: bytes | None, limit: int
                    ) -> tuple[list[tuple[bytes, Versioned]], bool]:
