@@ -48,7 +48,7 @@ def gateway_config(args: argparse.Namespace):
     return GatewayConfig(ring_path=args.ring, keys_dir=None if args.no_curve else args.keys,
                          host=args.host, port=args.port, workers=max(1, args.workers),
                          tls_cert=args.tls_cert, tls_key=args.tls_key, domains=tuple(args.domain),
-                         region=args.region)
+                         region=args.region, clock_offset_ms=args.clock_offset_ms)
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:

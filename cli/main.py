@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--domain", action="append", default=[], help="virtual-hosted-style domain")
     gw.add_argument("--region", default="us-east-1")
     gw.add_argument("--no-curve", action="store_true", help="plain TCP to nodes (tests only)")
+    gw.add_argument("--clock-offset-ms", type=int, default=0, help=argparse.SUPPRESS)  # fault injection
     gw.add_argument("--check-config", action="store_true", help="validate and exit")
 
     ring = sub.add_parser("ring", help="build or show the ring")

@@ -85,7 +85,7 @@ def cluster_context(config: GatewayConfig):
             data = DataPath(pool, lambda: ring, quorums, executor, stripe_size=config.stripe_size,
                             window=config.stripe_window, timeout=config.node_timeout * 2,
                             straggler_grace=config.straggler_grace, repair_hint=metrics.repair_hint)
-            clock = HybridClock()
+            clock = HybridClock(wall_ms=lambda: time.time_ns() // 1_000_000 + config.clock_offset_ms)
             app[SERVICES] = Services(config=config, ring=ring, quorums=quorums, pool=pool,
                                      catalog=Catalog(meta, clock), uploads=Uploads(meta, clock),
                                      data=data, executor=executor, metrics=metrics)

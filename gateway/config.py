@@ -33,6 +33,9 @@ class GatewayConfig:
     max_object_size: int = 5 * 1024 * MiB  # single PUT limit, as S3
     skew_seconds: int = 15 * 60
     io_threads: int = 4                   # hashing/erasure-coding threads per worker
+    # Fault injection for tests only: shifts this gateway's wall clock (HLC stamps and record
+    # times), to show that causality does not depend on synchronised clocks.
+    clock_offset_ms: int = 0
 
     @property
     def tls(self) -> bool:

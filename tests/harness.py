@@ -77,6 +77,8 @@ class LocalCluster:
     tls: bool = False
     workers: int = 1
     domains: tuple[str, ...] = ()  # virtual-hosted style: each becomes a gateway --domain
+    # Extra command-line arguments for gateway i, e.g. {1: ["--clock-offset-ms", "-600000"]}.
+    gateway_args: dict[int, list[str]] = field(default_factory=dict)
     node_procs: dict[str, Proc] = field(default_factory=dict)
     gateway_procs: list[Proc] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
@@ -148,6 +150,7 @@ class LocalCluster:
                 "--port", str(self.ports[i]), "--workers", str(self.workers)]
         for domain in self.domains:
             argv += ["--domain", domain]
+        argv += self.gateway_args.get(i, [])
         if self.tls:
             argv += ["--tls-cert", str(self.base / "tls" / "cert.pem"),
                      "--tls-key", str(self.base / "tls" / "key.pem")]

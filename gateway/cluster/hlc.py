@@ -52,6 +52,11 @@ class HybridClock:
         self._last = 0
         self._lock = threading.Lock()
 
+    def wall_ns(self) -> int:
+        """This gateway's wall-clock time, for the times shown to users (Last-Modified). Never
+        used to order writes: stamps do that."""
+        return self._wall_ms() * 1_000_000
+
     def observe(self, stamp: bytes | Stamp | None) -> None:
         if stamp is None:
             return

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from aiohttp import web
 
@@ -78,7 +77,8 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
     size, inline, ref = await store_body(ctx, reader, digests)
     try:
         etag, checksums = digests.finish(reader.trailers)
-        rec = ObjectRecord(size=size, etag=etag, mtime_ns=time.time_ns(), content_type=content_type,
+        rec = ObjectRecord(size=size, etag=etag, mtime_ns=catalog.clock.wall_ns(),
+                           content_type=content_type,
                            headers=stored, user_meta=meta, checksums=checksums, inline=inline,
                            data=ref)
         if conditional:  # the body took time: check again right before the commit point
