@@ -219,8 +219,9 @@ async def test_write_fails_before_reading_when_too_many_nodes_are_known_down(clu
     cluster.pool.mark_suspect("n0")
     cluster.pool.mark_suspect("n5")
     source = BytesSource(payload(STRIPE))
-    with pytest.raises(ServiceUnavailable, match="n0, n5"):
+    with pytest.raises(ServiceUnavailable, match="4 of 6") as info:
         await cluster.data.write(b"", source, lambda b: None)
+    assert "n0" in str(info.value) and "n5" in str(info.value)
     assert source.reads == 0 and cluster.pool.shard_count() == 0
 
 
