@@ -180,9 +180,15 @@ def test_put_get_sizes(env, bkt, size):
         head = s3.head_object(Bucket=bkt, Key="obj")
         assert head["ContentLength"] == size
         assert head["ETag"] == f'"{md5}"'
-        resp, got = get_bytes(s3, bkt, "obj")
+        resp, got = get_bytes(s3, bkt, "obj", ChecksumMode="ENABLED")
         assert resp["ContentLength"] == size
         assert len(got) == size and got == data
+        # By default botocore sends a CRC32 (a header over HTTP, a trailer over TLS); it is
+        # stored and returned, and botocore has checked it against the body just read.
+        if env.checksums == "when_supported":
+            assert resp["ChecksumCRC32"] == expected_checksum("CRC32", data)
+        else:
+            assert "ChecksumCRC32" not in resp
 
 
 def test_overwrite_replaces_bytes(env, bkt):
@@ -403,6 +409,20 @@ def test_version_id_null_on_unversioned_bucket(env, bkt):
     assert get_bytes(env.s3, bkt, "v", VersionId="null")[1] == data
 
 
+def test_metadata_and_key_limits(env, bkt):
+    with pytest.raises(ClientError) as exc:
+        env.s3.put_object(Bucket=bkt, Key="meta", Body=b"x", Metadata={"big": "v" * 2100})
+    assert error(exc) == (400, "MetadataTooLarge")
+    longest = "k" * 1000 + "/" + "ü" * 11 + "z"  # 1024 bytes of UTF-8
+    assert len(longest.encode()) == 1024
+    env.s3.put_object(Bucket=bkt, Key=longest, Body=b"long")
+    assert get_bytes(env.s3_other, bkt, longest)[1] == b"long"
+    assert [o["Key"] for o in env.s3.list_objects_v2(Bucket=bkt)["Contents"]] == [longest]
+    with pytest.raises(ClientError) as exc:
+        env.s3.put_object(Bucket=bkt, Key=longest + "z", Body=b"x")
+    assert error(exc) == (400, "KeyTooLongError")
+
+
 def test_missing_key_errors(env, bkt):
     with pytest.raises(ClientError) as exc:
         env.s3.get_object(Bucket=bkt, Key="absent")
@@ -480,6 +500,9 @@ def test_copy_object(env, bkt, size):
     assert got == data
     assert resp["Metadata"] == {"b": "2"} and resp["ContentType"] == "text/x-new"
     assert "CacheControl" not in resp
+
+    s3.copy_object(Bucket=bkt, Key="dst3", CopySource={"Bucket": bkt, "Key": "src", "VersionId": "null"})
+    assert get_bytes(s3, bkt, "dst3")[1] == data
 
     # The copy owns its bytes: deleting or overwriting the source leaves it intact.
     s3.put_object(Bucket=bkt, Key="src", Body=b"replaced")
