@@ -167,19 +167,20 @@ async def test_corrupt_data_shard_with_a_parity_holder_down_still_decodes(cluste
     assert await read(cluster, ref, len(data)) == data
 
 
-async def test_a_slow_data_holder_costs_the_straggler_grace_not_the_timeout(cluster) -> None:
-    data = payload(2 * STRIPE)
-    ref = await write(cluster, data)
-    cluster.pool[ref.nodes[1]].slow(30)              # far beyond the 1 s node timeout
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    assert await read(cluster, ref, len(data)) == data
-    assert loop.time() - began < 0.6
+async def test_a_slow_data_holder_costs_the_straggler_grace_not_the_timeout() -> None:
+    async with fake_cluster(stripe_size=STRIPE, timeout=10.0, straggler_grace=0.05) as cluster:
+        data = payload(2 * STRIPE)
+        ref = await write(cluster, data)
+        cluster.pool[ref.nodes[1]].slow(30)          # far beyond the 10 s node timeout
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        assert await read(cluster, ref, len(data)) == data
+        assert loop.time() - began < 2.0
 
 
 async def test_a_suspect_data_holder_sends_the_read_straight_to_decoding() -> None:
     # A long straggler grace: only knowing the holder is down up front makes this read quick.
-    async with fake_cluster(stripe_size=STRIPE, straggler_grace=5.0) as cluster:
+    async with fake_cluster(stripe_size=STRIPE, timeout=10.0, straggler_grace=5.0) as cluster:
         data = payload(2 * STRIPE)
         ref = await write(cluster, data)
         cluster.pool[ref.nodes[0]].slow(30)
@@ -187,7 +188,7 @@ async def test_a_suspect_data_holder_sends_the_read_straight_to_decoding() -> No
         loop = asyncio.get_running_loop()
         began = loop.time()
         assert await read(cluster, ref, len(data)) == data
-        assert loop.time() - began < 0.6
+        assert loop.time() - began < 2.0
 
 
 # ---- the data write quorum -----------------------------------------------------------------------
@@ -240,15 +241,16 @@ async def test_a_node_failing_mid_write_is_dropped_for_the_rest(cluster) -> None
     assert await read(cluster, ref, size) == data
 
 
-async def test_a_straggler_is_dropped_after_the_grace(cluster) -> None:
-    cluster.pool["n4"].slow(30, ops={"put_shard"})
-    data = payload(4 * STRIPE)
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    ref = await write(cluster, data)
-    assert loop.time() - began < 0.6
-    assert [ref.nodes[i] for i in ref.missing] == ["n4"]
-    assert await read(cluster, ref, len(data)) == data
+async def test_a_straggler_is_dropped_after_the_grace() -> None:
+    async with fake_cluster(stripe_size=STRIPE, timeout=10.0, straggler_grace=0.05) as cluster:
+        cluster.pool["n4"].slow(30, ops={"put_shard"})
+        data = payload(4 * STRIPE)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        ref = await write(cluster, data)
+        assert loop.time() - began < 2.0                 # not the 10 s node timeout
+        assert [ref.nodes[i] for i in ref.missing] == ["n4"]
+        assert await read(cluster, ref, len(data)) == data
 
 
 async def test_data_quorum_of_k_tolerates_two_down() -> None:

@@ -63,12 +63,12 @@ async def test_get_answers_from_the_first_read_quorum_then_repairs_from_the_rest
         node.hold(KEY, stamp(1), b"old")
     for node in replicas[3:]:                       # a newer write that reached only 3 replicas
         node.hold(KEY, stamp(2), b"new")
-        node.slow(0.5, ops={"get_record"})
+        node.slow(1.0, ops={"get_record"})
     loop = asyncio.get_running_loop()
     began = loop.time()
     found = await cluster.meta.get(PART, KEY)
     assert found == Versioned(stamp(1), b"old")     # the newest of the first R answers
-    assert loop.time() - began < 0.4               # without waiting for the slow replicas
+    assert loop.time() - began < 0.7               # without waiting for the slow replicas
     # Their answers still arrive, and the stale replicas are repaired with the newest version.
     assert await settle(lambda: all(n.records[KEY] == (stamp(2), b"new") for n in replicas))
 
@@ -77,11 +77,11 @@ async def test_not_found_counts_as_an_answer(cluster) -> None:
     replicas = cluster.replicas(PART)
     for node in replicas[3:]:
         node.hold(KEY, stamp(5), b"unacknowledged")
-        node.slow(0.5, ops={"get_record"})
+        node.slow(1.0, ops={"get_record"})
     loop = asyncio.get_running_loop()
     began = loop.time()
     assert await cluster.meta.get(PART, KEY) is None
-    assert loop.time() - began < 0.4
+    assert loop.time() - began < 0.7
     assert await settle(lambda: len(cluster.pool.record_copies(KEY)) == 6)   # repaired too
 
 
@@ -153,11 +153,11 @@ async def test_a_failed_first_write_leaves_no_record(cluster) -> None:
 async def test_put_returns_at_the_write_quorum_and_the_rest_follow(cluster) -> None:
     replicas = cluster.replicas(PART)
     for node in replicas[:2]:
-        node.slow(0.5, ops={"put_record"})
+        node.slow(1.0, ops={"put_record"})
     loop = asyncio.get_running_loop()
     began = loop.time()
     await cluster.meta.put(PART, KEY, b"v", stamp(1))
-    assert loop.time() - began < 0.4
+    assert loop.time() - began < 0.7
     assert len(cluster.pool.record_copies(KEY)) == 4
     assert await settle(lambda: len(cluster.pool.record_copies(KEY)) == 6)
 
