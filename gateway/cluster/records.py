@@ -255,6 +255,12 @@ def part_key(bucket: str, upload_id: str, number: int) -> bytes:
     return part_prefix(bucket, upload_id) + b"%05d" % number
 
 
+# Upload states. A Complete marks its upload COMPLETING before it reads the part list, so that a
+# part stored concurrently knows whether the part it replaced may still be chosen.
+UPLOAD_OPEN, UPLOAD_COMPLETING, UPLOAD_COMPLETED, UPLOAD_ABORTED = "open", "completing", "completed", "aborted"
+UPLOAD_LISTED = (UPLOAD_OPEN, UPLOAD_COMPLETING)  # still in progress: listed, completable, abortable
+
+
 @dataclass(frozen=True)
 class UploadRecord:
     upload_id: str
@@ -265,7 +271,7 @@ class UploadRecord:
     headers: dict[str, str] = field(default_factory=dict)
     user_meta: dict[str, str] = field(default_factory=dict)
     checksum_algorithm: str | None = None
-    state: str = "open"                                     # open | completed | aborted
+    state: str = UPLOAD_OPEN                                # UPLOAD_OPEN, UPLOAD_COMPLETING, ...
 
     def encode(self) -> bytes:
         return pack("upl", asdict(self))

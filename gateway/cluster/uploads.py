@@ -1,6 +1,6 @@
 """Multipart uploads in the replicated metadata: upload records and part records.
 
-An upload is an UploadRecord (state open/completed/aborted) plus one PartRef record per part
+An upload is an UploadRecord (state open/completing/completed/aborted) plus one PartRef record per part
 number; re-uploading a part number replaces its record (last writer wins by stamp). Completing
 an upload writes the object record that refers to the chosen parts' data: that object write is
 the single commit point, and no byte is copied again.
@@ -11,8 +11,8 @@ from typing import AsyncIterator
 
 from gateway.cluster.hlc import HybridClock
 from gateway.cluster.metastore import MetaStore
-from gateway.cluster.records import (PartRef, UploadRecord, bucket_partition, decode_part,
-                                     encode_part, part_key, part_prefix, upload_key,
+from gateway.cluster.records import (UPLOAD_LISTED, PartRef, UploadRecord, bucket_partition,
+                                     decode_part, encode_part, part_key, part_prefix, upload_key,
                                      upload_prefix)
 
 PAGE = 1000
@@ -76,7 +76,7 @@ class Uploads:
             page, more = await self._meta.scan(partition, scan_prefix, start, PAGE)
             for rkey, v in page:
                 rec = UploadRecord.decode(v.value)
-                if rec.state == "open":
+                if rec.state in UPLOAD_LISTED:
                     yield rkey, rec
             if not more or not page:
                 return

@@ -8,6 +8,7 @@ that record is the upload's single commit point.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import re
 import time
@@ -16,7 +17,9 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from gateway.cluster.records import ObjectRecord, PartRef, UploadRecord, upload_key, upload_prefix
+from gateway.cluster.records import (UPLOAD_ABORTED, UPLOAD_COMPLETED, UPLOAD_COMPLETING,
+                                     UPLOAD_LISTED, UPLOAD_OPEN, ObjectRecord, PartRef,
+                                     UploadRecord, upload_key, upload_prefix)
 from gateway.s3 import errors
 from gateway.s3.checksums import BodyDigests, ChecksumAlgorithm
 from gateway.s3.handlers.context import READ, WRITE, RequestContext
@@ -42,13 +45,18 @@ def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
 
 
-async def open_upload(ctx: RequestContext, need: str = WRITE) -> UploadRecord:
+async def open_upload(ctx: RequestContext, need: str = WRITE,
+                      states: tuple[str, ...] = (UPLOAD_OPEN,)) -> UploadRecord:
     await ctx.bucket_record(need)
     upload_id = ctx.params.get("uploadId", "")
     rec = await ctx.services.uploads.get_upload(ctx.bucket, ctx.key, upload_id)
-    if rec is None or rec.state != "open":
+    if rec is None or rec.state not in states:
         raise errors.NoSuchUpload(resource=f"/{ctx.bucket}/{ctx.key}", UploadId=upload_id)
     return rec
+
+
+def _no_such_upload(ctx: RequestContext) -> errors.S3Error:
+    return errors.NoSuchUpload(resource=f"/{ctx.bucket}/{ctx.key}", UploadId=ctx.params.get("uploadId", ""))
 
 
 async def create_upload(ctx: RequestContext) -> web.StreamResponse:
@@ -68,9 +76,31 @@ async def create_upload(ctx: RequestContext) -> web.StreamResponse:
     return web.Response(body=initiate_multipart_xml(ctx.bucket, ctx.key, upload_id), headers=headers)
 
 
-async def _save_part(ctx: RequestContext, part: PartRef) -> None:
-    old = await ctx.services.uploads.put_part(ctx.bucket, ctx.params["uploadId"], part)
-    if old is not None and old.data is not None and (part.data is None or old.data.data_id != part.data.data_id):
+async def _save_part(ctx: RequestContext, upload: UploadRecord, part: PartRef) -> None:
+    """Write the part record, then look at the upload again: it may have been closed while the
+    body was arriving, and a close only drops the part records it saw.
+
+    - still open: the part this one replaced is forgotten. No Complete can be using it: a
+      Complete marks the upload completing before it lists the parts, so it lists this one.
+    - completing: a Complete in flight may have chosen the replaced part, or may choose this
+      one; nothing is forgotten here (its close lists the parts again and forgets the unused).
+    - aborted: this part is garbage; its record is dropped and its data forgotten.
+    - completed: the record is dropped; the data is left to garbage collection, which sees
+      whether the new object refers to it.
+    A failed record write forgets nothing either: the record may still have reached a replica.
+    """
+    uploads = ctx.services.uploads
+    old = await uploads.put_part(ctx.bucket, upload.upload_id, part)
+    now = await uploads.get_upload(ctx.bucket, upload.key, upload.upload_id)
+    state = now.state if now is not None else UPLOAD_ABORTED
+    if state in (UPLOAD_ABORTED, UPLOAD_COMPLETED):
+        await uploads.drop_part(ctx.bucket, upload.upload_id, part)
+        if state == UPLOAD_ABORTED:
+            ctx.services.data.forget_extents_later([part], delay=0)
+        raise _no_such_upload(ctx)
+    replaced = old is not None and old.data is not None and (
+        part.data is None or old.data.data_id != part.data.data_id)
+    if replaced and state == UPLOAD_OPEN:
         ctx.services.data.forget_extents_later([old])
 
 
@@ -87,11 +117,11 @@ async def upload_part(ctx: RequestContext) -> web.StreamResponse:
         etag, checksums = digests.finish(reader.trailers)
         part = PartRef(number=number, size=size, etag=etag, mtime_ns=time.time_ns(),
                        checksums=checksums, inline=inline, data=ref)
-        await _save_part(ctx, part)
     except BaseException:
         if ref is not None:
             ctx.services.data.forget(ref, -(-size // ref.stripe_size))
         raise
+    await _save_part(ctx, upload, part)  # from here on the part record owns the data
     headers = {"ETag": f'"{etag}"'}
     for alg, value in checksums.items():
         headers[f"x-amz-checksum-{alg.lower()}"] = value
@@ -139,12 +169,7 @@ async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
     etag, checksums = digests.finish({})
     part = PartRef(number=number, size=size, etag=etag, mtime_ns=time.time_ns(),
                    checksums=checksums, inline=inline, data=ref)
-    try:
-        await _save_part(ctx, part)
-    except BaseException:
-        if ref is not None:
-            ctx.services.data.forget(ref, -(-size // ref.stripe_size))
-        raise
+    await _save_part(ctx, upload, part)
     return web.Response(body=copy_part_result_xml(etag, _dt(part.mtime_ns), checksums), headers=XML)
 
 
@@ -174,11 +199,36 @@ def composite_checksum(algorithm: str, parts: list[PartRef]) -> str:
 
 
 async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
-    upload = await open_upload(ctx)
+    # Completing too: a Complete that died half-way is retried (or aborted) by the client.
+    upload = await open_upload(ctx, states=UPLOAD_LISTED)
     body = await read_small_body(ctx, 4 * 1024 * 1024)
     wanted = parse_complete_multipart(body)
-    uploads = ctx.services.uploads
-    stored = {p.number: p async for p in uploads.parts(ctx.bucket, upload.upload_id)}
+    # Marked before the parts are listed: a part stored concurrently then sees that this
+    # Complete may be using the part it replaced (see _save_part).
+    await _set_state(ctx, upload, UPLOAD_COMPLETING)
+    try:
+        rec, chosen = await _assemble(ctx, upload, wanted)
+        catalog = ctx.services.catalog
+        found = await catalog.get_object(ctx.bucket, ctx.key)
+        check_write_conditions(ctx.request.headers, etag_of(found))
+    except errors.S3Error:
+        await _set_state(ctx, upload, upload.state)  # the client may fix its list and try again
+        raise
+    await catalog.commit_object(ctx.bucket, ctx.key, rec, found)  # the commit point
+    retire(ctx, found, rec)
+    await _close_upload(ctx, upload, UPLOAD_COMPLETED, keep={p.data.data_id for p in chosen if p.data})
+    location = f"/{ctx.bucket}/{ctx.key}"
+    headers = dict(XML)
+    for alg, value in rec.checksums.items():
+        headers[f"x-amz-checksum-{alg.lower()}"] = value
+    return web.Response(body=complete_multipart_xml(location, ctx.bucket, ctx.key, rec.etag, rec.checksums),
+                        headers=headers)
+
+
+async def _assemble(ctx: RequestContext, upload: UploadRecord, wanted: list[tuple[int, str, dict[str, str]]]
+                    ) -> tuple[ObjectRecord, list[PartRef]]:
+    """The object record made of the listed parts, each checked against what was stored."""
+    stored = {p.number: p async for p in ctx.services.uploads.parts(ctx.bucket, upload.upload_id)}
     chosen: list[PartRef] = []
     for i, (number, etag, sums) in enumerate(wanted):
         part = stored.get(number)
@@ -201,39 +251,39 @@ async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
     rec = ObjectRecord(size=sum(p.size for p in chosen), etag=etag, mtime_ns=time.time_ns(),
                        content_type=upload.content_type, headers=upload.headers,
                        user_meta=upload.user_meta, checksums=checksums, parts=tuple(chosen))
-    catalog = ctx.services.catalog
-    found = await catalog.get_object(ctx.bucket, ctx.key)
-    check_write_conditions(ctx.request.headers, etag_of(found))
-    await catalog.commit_object(ctx.bucket, ctx.key, rec, found)  # the commit point
-    retire(ctx, found, rec)
-    await _close_upload(ctx, upload, stored, keep={p.number for p in chosen}, state="completed")
-    location = f"/{ctx.bucket}/{ctx.key}"
-    headers = dict(XML)
-    for alg, value in checksums.items():
-        headers[f"x-amz-checksum-{alg.lower()}"] = value
-    return web.Response(body=complete_multipart_xml(location, ctx.bucket, ctx.key, etag, checksums),
-                        headers=headers)
+    return rec, chosen
 
 
-async def _close_upload(ctx: RequestContext, upload: UploadRecord, parts: dict[int, PartRef],
-                        keep: set[int], state: str) -> None:
-    """Mark the upload closed, drop its part records, forget the data of parts not kept."""
+async def _set_state(ctx: RequestContext, upload: UploadRecord, state: str) -> None:
+    await ctx.services.uploads.put_upload(ctx.bucket, dataclasses.replace(upload, state=state))
+
+
+async def _close_upload(ctx: RequestContext, upload: UploadRecord, state: str,
+                        keep: set[bytes] | None) -> None:
+    """Mark the upload closed, then drop every part record and forget the data not in `keep`
+    (None: forget nothing, garbage collection decides). The parts are listed after the mark,
+    so a part stored meanwhile is either listed here or sees the mark itself (_save_part)."""
     uploads = ctx.services.uploads
-    await uploads.put_upload(ctx.bucket, UploadRecord(**{**upload.__dict__, "state": state}))
-    for number, part in parts.items():
+    await _set_state(ctx, upload, state)
+    parts = [p async for p in uploads.parts(ctx.bucket, upload.upload_id)]
+    for part in parts:
         await uploads.drop_part(ctx.bucket, upload.upload_id, part)
-    ctx.services.data.forget_extents_later([p for n, p in parts.items() if n not in keep], delay=0)
+    if keep is not None:
+        ctx.services.data.forget_extents_later(
+            [p for p in parts if p.data is not None and p.data.data_id not in keep], delay=0)
 
 
 async def abort_upload(ctx: RequestContext) -> web.StreamResponse:
-    upload = await open_upload(ctx)
-    parts = {p.number: p async for p in ctx.services.uploads.parts(ctx.bucket, upload.upload_id)}
-    await _close_upload(ctx, upload, parts, keep=set(), state="aborted")
+    upload = await open_upload(ctx, states=UPLOAD_LISTED)
+    # After an interrupted Complete the object may already refer to the parts: then the records
+    # go, and garbage collection (which reads the object records) decides about the data.
+    keep = None if upload.state == UPLOAD_COMPLETING else set()
+    await _close_upload(ctx, upload, UPLOAD_ABORTED, keep=keep)
     return web.Response(status=204)
 
 
 async def list_parts(ctx: RequestContext) -> web.StreamResponse:
-    upload = await open_upload(ctx, READ)
+    upload = await open_upload(ctx, READ, states=UPLOAD_LISTED)
     marker = int(ctx.params.get("part-number-marker") or 0)
     max_parts = min(int(ctx.params.get("max-parts") or 1000), 1000)
     parts: list[PartRef] = []
