@@ -343,11 +343,15 @@ def test_complete_errors(api, abkt):
         s3.head_object(Bucket=abkt, Key="k")
     assert error(exc)[0] == 404  # nothing was committed by the refused attempts
 
-    # The same upload still completes with a valid list: parts 1 and 3 (a gap is allowed).
-    result = complete(s3, abkt, "k", upload_id, [done[0], done[2]])
-    assert result["ETag"] == multipart_etag([parts[0], parts[2]])
-    assert result["ChecksumSHA256"] == composite_checksum("SHA256", [parts[0], parts[2]])
-    assert get_bytes(api.s3_other, abkt, "k")[1] == parts[0] + parts[2]
+    # A refused Complete leaves the upload open: part 2 goes again, big enough this time.
+    parts[1] = payload(MIN_PART, seed=7)
+    resp = s3.upload_part(Bucket=abkt, Key="k", UploadId=upload_id, PartNumber=2, Body=parts[1],
+                          ChecksumAlgorithm="SHA256")
+    done[1] = {"PartNumber": 2, "ETag": resp["ETag"], "ChecksumSHA256": resp["ChecksumSHA256"]}
+    result = complete(s3, abkt, "k", upload_id, done)
+    assert result["ETag"] == multipart_etag(parts)
+    assert result["ChecksumSHA256"] == composite_checksum("SHA256", parts)
+    assert get_bytes(api.s3_other, abkt, "k")[1] == b"".join(parts)
 
     for call in (lambda: complete(s3, abkt, "k", upload_id, [done[0]]),
                  lambda: s3.upload_part(Bucket=abkt, Key="k", UploadId=upload_id, PartNumber=1, Body=b"x"),
@@ -356,7 +360,7 @@ def test_complete_errors(api, abkt):
         with pytest.raises(ClientError) as exc:
             call()
         assert error(exc) == (404, "NoSuchUpload")
-    assert get_bytes(s3, abkt, "k")[1] == parts[0] + parts[2]  # part 2's data is gone, not these
+    assert get_bytes(s3, abkt, "k")[1] == b"".join(parts)
 
 
 def test_abort(api, abkt):
