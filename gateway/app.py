@@ -31,7 +31,7 @@ from gateway.config import GatewayConfig
 from gateway.metrics import Metrics
 from gateway.s3 import errors
 from gateway.s3.handlers import HANDLERS, RequestContext
-from gateway.s3.router import Endpoint, route
+from gateway.s3.router import Endpoint, bucket_from_host, route
 from gateway.s3.sigv4 import authenticate
 from gateway.s3.xml import error_xml
 from ring.model import Ring
@@ -162,12 +162,18 @@ async def _authenticate(request: web.Request, services: Services):
     access_key = match.group(1) if match else None
     if access_key is None and "X-Amz-Credential" in request.query:
         access_key = request.query["X-Amz-Credential"].split("/", 1)[0]
+    if access_key is None and header.startswith("AWS "):  # SigV2 "AWS AK:signature"
+        access_key = header[4:].rpartition(":")[0] or None
+    if access_key is None:
+        access_key = request.query.get("AWSAccessKeyId")
     if access_key:
         await services.catalog.get_access_key(access_key)  # warms the cache used below
     raw_query = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else ""
+    vhost_bucket = bucket_from_host(request.host, services.config.domains)
     return authenticate(request.method, request.raw_path.split("?", 1)[0], raw_query,
                         request.headers, datetime.now(timezone.utc),
-                        services.catalog.cached_secret)
+                        services.catalog.cached_secret,
+                        v2_bucket_prefix=f"/{vhost_bucket}" if vhost_bucket else "")
 
 
 async def health_live(request: web.Request) -> web.Response:

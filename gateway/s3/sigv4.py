@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 from urllib.parse import quote, unquote_to_bytes, urlsplit, urlunsplit
 
-from gateway.s3 import errors
+from gateway.s3 import errors, sigv2
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -177,7 +177,7 @@ def _lower_headers(headers: Mapping[str, str]) -> dict[str, list[str]]:
 
 def authenticate(method: str, raw_path: str, raw_query: str, headers: Mapping[str, str],
                  now: datetime, lookup_secret: Callable[[str], str | None], *,
-                 region: str | None = None) -> AuthResult:
+                 region: str | None = None, v2_bucket_prefix: str = "") -> AuthResult:
     """Verify a SigV4 request (Authorization header or presigned URL) and return who signed it.
 
     `raw_path` is the path exactly as received (percent-encoding intact, no query string);
@@ -193,6 +193,13 @@ def authenticate(method: str, raw_path: str, raw_query: str, headers: Mapping[st
     query = parse_query(raw_query)
     query_keys = {k for k, _ in query}
     authorization = lowered.get("authorization")
+    if sigv2.is_v2(authorization[0] if authorization else None, query_keys):
+        access_key, signed_at, presigned_v2 = sigv2.authenticate_v2(
+            method, raw_path, raw_query, dict(query), headers, now, lookup_secret, v2_bucket_prefix)
+        payload = lowered.get("x-amz-content-sha256", [UNSIGNED_PAYLOAD])[0]
+        return AuthResult(access_key=access_key, scope=Scope("", "", SERVICE), amz_date=signed_at,
+                          signing_key=b"", seed_signature="", payload_hash=payload,
+                          presigned=presigned_v2)
     presigned = "X-Amz-Algorithm" in query_keys or "X-Amz-Signature" in query_keys
     if authorization and presigned:
         raise errors.InvalidArgument("Only one auth mechanism allowed; only the X-Amz-Algorithm "
@@ -202,8 +209,6 @@ def authenticate(method: str, raw_path: str, raw_query: str, headers: Mapping[st
                                     lookup_secret, region)
     if presigned:
         return _authenticate_presigned(method, raw_path, query, lowered, now, lookup_secret, region)
-    if "Signature" in query_keys or "AWSAccessKeyId" in query_keys:
-        raise _v2_unsupported()
     raise errors.AccessDenied()
 
 

@@ -702,14 +702,30 @@ def test_presigned_get_and_put(env, bkt):
     assert exc.value.code == 403 and b"expired" in exc.value.read()
 
 
-def test_presigned_sigv2_is_refused_clearly(env, bkt):
-    env.s3.put_object(Bucket=bkt, Key="k", Body=b"secret")
+def test_presigned_sigv2_default_works(env, bkt):
+    env.s3.put_object(Bucket=bkt, Key="k é", Body=b"secret")
     default = env.cluster.boto3_client(checksums=env.checksums, signature_version=None)
-    url = default.generate_presigned_url("get_object", Params={"Bucket": bkt, "Key": "k"})
+    url = default.generate_presigned_url("get_object", Params={"Bucket": bkt, "Key": "k é"})
     assert "AWSAccessKeyId=" in url  # botocore's default for S3 presigning
+    with urllib.request.urlopen(url, timeout=30, context=env.ssl_context()) as r:
+        assert r.read() == b"secret"
     with pytest.raises(urllib.error.HTTPError) as exc:
-        urllib.request.urlopen(url, timeout=30, context=env.ssl_context())
-    assert exc.value.code == 400 and b"AWS4-HMAC-SHA256" in exc.value.read()
+        urllib.request.urlopen(url.replace("Signature=", "Signature=A"), timeout=30,
+                               context=env.ssl_context())
+    assert exc.value.code == 403 and b"SignatureDoesNotMatch" in exc.value.read()
+
+
+def test_sigv2_header_auth(env, bkt):
+    v2 = env.cluster.boto3_client(checksums=env.checksums, signature_version="s3")
+    data = payload(INLINE * 2, seed=21)
+    v2.put_object(Bucket=bkt, Key="v2/obj", Body=data, Metadata={"m": "1"})
+    assert v2.get_object(Bucket=bkt, Key="v2/obj")["Body"].read() == data
+    assert [o["Key"] for o in v2.list_objects(Bucket=bkt, Prefix="v2/")["Contents"]] == ["v2/obj"]
+    wrong = env.cluster.boto3_client(checksums=env.checksums, signature_version="s3",
+                                     secret_key="not-the-secret")
+    with pytest.raises(ClientError) as exc:
+        wrong.get_object(Bucket=bkt, Key="v2/obj")
+    assert exc.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
 
 
 # ---- managed transfers below the multipart threshold --------------------------------------------
