@@ -271,6 +271,7 @@ class UploadRecord:
     headers: dict[str, str] = field(default_factory=dict)
     user_meta: dict[str, str] = field(default_factory=dict)
     checksum_algorithm: str | None = None
+    checksum_type: str | None = None                        # FULL_OBJECT | COMPOSITE, with an algorithm
     state: str = UPLOAD_OPEN                                # UPLOAD_OPEN, UPLOAD_COMPLETING, ...
 
     def encode(self) -> bytes:

@@ -88,6 +88,48 @@ _DIGEST_SIZES = {ChecksumAlgorithm.CRC32: 4, ChecksumAlgorithm.CRC32C: 4,
 _BY_HEADER = {alg.header: alg for alg in ChecksumAlgorithm}
 
 
+# Multipart checksum types (x-amz-checksum-type). A FULL_OBJECT checksum is the CRC of the whole
+# object, combined from the parts' CRCs and sizes; a COMPOSITE one is the algorithm over the parts'
+# raw checksums, suffixed "-N". CRC64NVME has only the first kind, the SHA family only the second.
+FULL_OBJECT, COMPOSITE = "FULL_OBJECT", "COMPOSITE"
+_COMBINE = {ChecksumAlgorithm.CRC32: crt.combine_crc32, ChecksumAlgorithm.CRC32C: crt.combine_crc32c,
+            ChecksumAlgorithm.CRC64NVME: crt.combine_crc64nvme}
+
+
+def multipart_checksum_type(algorithm: ChecksumAlgorithm, requested: str | None) -> str:
+    """The checksum type of an upload: the requested one if the algorithm has it, else S3's
+    default for the algorithm (FULL_OBJECT for CRC64NVME, COMPOSITE otherwise)."""
+    if requested is None:
+        return FULL_OBJECT if algorithm is ChecksumAlgorithm.CRC64NVME else COMPOSITE
+    kind = requested.strip().upper()
+    if kind not in (FULL_OBJECT, COMPOSITE):
+        raise errors.InvalidRequest("Value for x-amz-checksum-type header is invalid.")
+    supported = algorithm in _COMBINE if kind == FULL_OBJECT else algorithm is not ChecksumAlgorithm.CRC64NVME
+    if not supported:
+        raise errors.InvalidRequest(f"The {algorithm.value} checksum algorithm does not support the "
+                                    f"{kind} checksum type.")
+    return kind
+
+
+def multipart_checksum(algorithm: ChecksumAlgorithm, kind: str, parts: Iterable[tuple[str, int]]) -> str:
+    """The object's checksum from its parts' (base64 checksum, size) pairs, without reading a byte."""
+    parts = list(parts)
+    if kind == FULL_OBJECT:
+        combine, value = _COMBINE[algorithm], 0
+        for part_checksum, size in parts:
+            value = combine(value, int.from_bytes(base64.b64decode(part_checksum), "big"), size)
+        return b64(value.to_bytes(algorithm.digest_size, "big"))
+    hasher = algorithm.hasher()
+    for part_checksum, _ in parts:
+        hasher.update(base64.b64decode(part_checksum))
+    return f"{b64(hasher.digest())}-{len(parts)}"
+
+
+def checksum_type_of(value: str) -> str:
+    """A stored object checksum's type: only a COMPOSITE one ends in "-N"."""
+    return COMPOSITE if "-" in value else FULL_OBJECT
+
+
 def b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 

@@ -370,21 +370,26 @@ def initiate_multipart_xml(bucket: str, key: str, upload_id: str) -> bytes:
 
 
 def complete_multipart_xml(location: str, bucket: str, key: str, etag: str,
-                           checksums: Mapping[str, str] = MappingProxyType({})) -> bytes:
+                           checksums: Mapping[str, str] = MappingProxyType({}),
+                           checksum_type: str | None = None) -> bytes:
     return _document("CompleteMultipartUploadResult",
                      _el("Location", location) + _el("Bucket", bucket) + _el("Key", key)
-                     + _etag(etag) + _checksums(checksums))
+                     + _etag(etag) + _checksums(checksums)
+                     + ("" if checksum_type is None else _el("ChecksumType", checksum_type)))
 
 
 def list_parts_xml(bucket: str, key: str, upload_id: str, *, owner_id: str, owner_name: str | None = None,
                    part_number_marker: int = 0, next_part_number_marker: int | None = None,
                    max_parts: int = 1000, is_truncated: bool = False, parts: Sequence[PartEntry] = (),
-                   storage_class: str = "STANDARD", checksum_algorithm: str | None = None) -> bytes:
+                   storage_class: str = "STANDARD", checksum_algorithm: str | None = None,
+                   checksum_type: str | None = None) -> bytes:
     body = (_el("Bucket", bucket) + _el("Key", key) + _el("UploadId", upload_id)
             + _owner("Initiator", owner_id, owner_name) + _owner("Owner", owner_id, owner_name)
             + _el("StorageClass", storage_class))
     if checksum_algorithm is not None:
         body += _el("ChecksumAlgorithm", checksum_algorithm)
+    if checksum_type is not None:
+        body += _el("ChecksumType", checksum_type)
     body += f"<PartNumberMarker>{part_number_marker:d}</PartNumberMarker>"
     if next_part_number_marker is not None:
         body += f"<NextPartNumberMarker>{next_part_number_marker:d}</NextPartNumberMarker>"

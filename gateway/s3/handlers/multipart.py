@@ -21,7 +21,8 @@ from gateway.cluster.records import (UPLOAD_ABORTED, UPLOAD_COMPLETED, UPLOAD_CO
                                      UPLOAD_LISTED, UPLOAD_OPEN, ObjectRecord, PartRef,
                                      UploadRecord, upload_key, upload_prefix)
 from gateway.s3 import errors
-from gateway.s3.checksums import BodyDigests, ChecksumAlgorithm
+from gateway.s3.checksums import (BodyDigests, ChecksumAlgorithm, multipart_checksum,
+                                  multipart_checksum_type)
 from gateway.s3.handlers.context import READ, WRITE, RequestContext
 from gateway.s3.handlers.copy import _StripeFeed
 from gateway.s3.handlers.object_delete import read_small_body
@@ -63,16 +64,22 @@ async def create_upload(ctx: RequestContext) -> web.StreamResponse:
     await ctx.bucket_record(WRITE)
     content_type, stored, meta = object_headers(ctx.request)
     algorithm = ctx.request.headers.get("x-amz-checksum-algorithm")
+    checksum_type = ctx.request.headers.get("x-amz-checksum-type")
     if algorithm is not None:
-        algorithm = ChecksumAlgorithm.parse(algorithm, header="x-amz-checksum-algorithm").value
+        parsed = ChecksumAlgorithm.parse(algorithm, header="x-amz-checksum-algorithm")
+        algorithm, checksum_type = parsed.value, multipart_checksum_type(parsed, checksum_type)
+    elif checksum_type is not None:
+        raise errors.InvalidRequest("The x-amz-checksum-type header can only be used with the "
+                                    "x-amz-checksum-algorithm header.")
     upload_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     rec = UploadRecord(upload_id=upload_id, key=ctx.key, initiated_ns=time.time_ns(),
                        owner=ctx.access_key, content_type=content_type, headers=stored,
-                       user_meta=meta, checksum_algorithm=algorithm)
+                       user_meta=meta, checksum_algorithm=algorithm, checksum_type=checksum_type)
     await ctx.services.uploads.put_upload(ctx.bucket, rec)
     headers = dict(XML)
     if algorithm:
         headers["x-amz-checksum-algorithm"] = algorithm
+        headers["x-amz-checksum-type"] = checksum_type
     return web.Response(body=initiate_multipart_xml(ctx.bucket, ctx.key, upload_id), headers=headers)
 
 
@@ -189,13 +196,43 @@ def _copy_source_range(header: str, size: int) -> tuple[int, int]:
     return first, last
 
 
-def composite_checksum(algorithm: str, parts: list[PartRef]) -> str:
-    """S3's COMPOSITE checksum: the algorithm over the concatenated raw part checksums, "-N"."""
-    alg = ChecksumAlgorithm.parse(algorithm)
-    hasher = alg.hasher()
-    for p in parts:
-        hasher.update(base64.b64decode(p.checksums[alg.value]))
-    return base64.b64encode(hasher.digest()).decode() + f"-{len(parts)}"
+def upload_checksum_type(upload: UploadRecord) -> str | None:
+    if upload.checksum_algorithm is None:
+        return None
+    # Records written before checksum types existed get the algorithm's default.
+    return upload.checksum_type or multipart_checksum_type(ChecksumAlgorithm(upload.checksum_algorithm), None)
+
+
+def object_checksums(upload: UploadRecord, parts: list[PartRef]) -> dict[str, str]:
+    """{algorithm: the object's FULL_OBJECT or COMPOSITE checksum}, from the parts' checksums."""
+    name = upload.checksum_algorithm
+    if name is None or not all(name in p.checksums for p in parts):
+        return {}
+    pieces = [(p.checksums[name], p.size) for p in parts]
+    return {name: multipart_checksum(ChecksumAlgorithm(name), upload_checksum_type(upload), pieces)}
+
+
+def _check_complete_headers(headers, upload: UploadRecord, rec: ObjectRecord) -> None:
+    """What CompleteMultipartUpload may assert about the whole object: its checksum type, its
+    checksum (for FULL_OBJECT, the client's own CRC of the whole object) and its size."""
+    kind = headers.get("x-amz-checksum-type")
+    if kind is not None and kind.strip().upper() != upload_checksum_type(upload):
+        raise errors.InvalidRequest(f"The upload was created with checksum type "
+                                    f"{upload_checksum_type(upload)}, not {kind}.")
+    for algorithm in ChecksumAlgorithm:
+        declared = headers.get(algorithm.header)
+        if declared is None:
+            continue
+        if algorithm.value not in rec.checksums:
+            raise errors.InvalidRequest(f"The upload was not created with the {algorithm.value} "
+                                        f"checksum algorithm.")
+        if declared.strip() != rec.checksums[algorithm.value]:
+            raise errors.BadDigest(f"The {algorithm.header} you specified did not match the "
+                                   f"calculated checksum.")
+    size = headers.get("x-amz-mp-object-size")
+    if size is not None and size.strip() != str(rec.size):
+        raise errors.InvalidRequest(f"The provided x-amz-mp-object-size {size} does not match the "
+                                    f"object size {rec.size}.")
 
 
 async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
@@ -208,6 +245,7 @@ async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
     await _set_state(ctx, upload, UPLOAD_COMPLETING)
     try:
         rec, chosen = await _assemble(ctx, upload, wanted)
+        _check_complete_headers(ctx.request.headers, upload, rec)
         catalog = ctx.services.catalog
         found = await catalog.get_object(ctx.bucket, ctx.key)
         check_write_conditions(ctx.request.headers, etag_of(found))
@@ -221,8 +259,9 @@ async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
     headers = dict(XML)
     for alg, value in rec.checksums.items():
         headers[f"x-amz-checksum-{alg.lower()}"] = value
-    return web.Response(body=complete_multipart_xml(location, ctx.bucket, ctx.key, rec.etag, rec.checksums),
-                        headers=headers)
+    body = complete_multipart_xml(location, ctx.bucket, ctx.key, rec.etag, rec.checksums,
+                                  upload_checksum_type(upload) if rec.checksums else None)
+    return web.Response(body=body, headers=headers)
 
 
 async def _assemble(ctx: RequestContext, upload: UploadRecord, wanted: list[tuple[int, str, dict[str, str]]]
@@ -245,12 +284,10 @@ async def _assemble(ctx: RequestContext, upload: UploadRecord, wanted: list[tupl
         chosen.append(part)
     md5s = b"".join(bytes.fromhex(p.etag) for p in chosen)
     etag = f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"
-    checksums = {}
-    if upload.checksum_algorithm and all(upload.checksum_algorithm in p.checksums for p in chosen):
-        checksums[upload.checksum_algorithm] = composite_checksum(upload.checksum_algorithm, chosen)
     rec = ObjectRecord(size=sum(p.size for p in chosen), etag=etag, mtime_ns=time.time_ns(),
                        content_type=upload.content_type, headers=upload.headers,
-                       user_meta=upload.user_meta, checksums=checksums, parts=tuple(chosen))
+                       user_meta=upload.user_meta, checksums=object_checksums(upload, chosen),
+                       parts=tuple(chosen))
     return rec, chosen
 
 
@@ -299,7 +336,8 @@ async def list_parts(ctx: RequestContext) -> web.StreamResponse:
                           part_number_marker=marker,
                           next_part_number_marker=parts[-1].number if parts else None,
                           max_parts=max_parts, is_truncated=truncated, parts=entries,
-                          checksum_algorithm=upload.checksum_algorithm)
+                          checksum_algorithm=upload.checksum_algorithm,
+                          checksum_type=upload_checksum_type(upload))
     return web.Response(body=body, headers=XML)
 
 

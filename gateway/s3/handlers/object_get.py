@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.cluster.catalog import StoredObject
 from gateway.cluster.records import ObjectRecord
 from gateway.s3 import errors
+from gateway.s3.checksums import checksum_type_of
 from gateway.s3.handlers.context import READ, RequestContext
 from gateway.s3.httpsemantics import RESPONSE_OVERRIDES, check_read_conditions, parse_range
 from gateway.s3.router import Op
@@ -50,7 +51,10 @@ def object_response_headers(ctx: RequestContext, rec: ObjectRecord) -> dict[str,
 def checksum_headers(ctx: RequestContext, rec: ObjectRecord, ranged: bool) -> dict[str, str]:
     if ranged or ctx.request.headers.get("x-amz-checksum-mode", "").upper() != "ENABLED":
         return {}
-    return {f"x-amz-checksum-{alg.lower()}": value for alg, value in rec.checksums.items()}
+    headers = {f"x-amz-checksum-{alg.lower()}": value for alg, value in rec.checksums.items()}
+    if rec.checksums:
+        headers["x-amz-checksum-type"] = checksum_type_of(next(iter(rec.checksums.values())))
+    return headers
 
 
 def resolve_range(ctx: RequestContext, rec: ObjectRecord) -> tuple[int, int] | None:
