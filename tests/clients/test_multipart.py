@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from awscrt import checksums as crt
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
@@ -117,6 +118,16 @@ def composite_checksum(algorithm: str, parts: list[bytes]) -> str:
     """S3's COMPOSITE checksum: the algorithm over the parts' raw checksums, then "-N"."""
     joined = b"".join(raw_checksum(algorithm, p) for p in parts)
     return f"{checksum(algorithm, joined)}-{len(parts)}"
+
+
+def default_checksum_type(algorithm: str) -> str:
+    """S3 combines CRC64NVME part checksums into a FULL_OBJECT checksum (it has no COMPOSITE
+    kind); every other algorithm defaults to COMPOSITE."""
+    return "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+
+
+def object_checksum(algorithm: str, kind: str, parts: list[bytes]) -> str:
+    return checksum(algorithm, b"".join(parts)) if kind == "FULL_OBJECT" else composite_checksum(algorithm, parts)
 
 
 def error(excinfo) -> tuple[int, str]:
@@ -273,7 +284,8 @@ def test_create_with_metadata_and_checksum_algorithm(api, abkt, algorithm):
     created = s3.create_multipart_upload(Bucket=abkt, Key="k", ContentType="text/x-mp",
                                          Metadata={"colour": "blue", "n": "1"},
                                          CacheControl="max-age=60", ChecksumAlgorithm=algorithm)
-    assert created["ChecksumAlgorithm"] == algorithm
+    kind = default_checksum_type(algorithm)
+    assert (created["ChecksumAlgorithm"], created["ChecksumType"]) == (algorithm, kind)
     upload_id = created["UploadId"]
     (listed,) = s3.list_multipart_uploads(Bucket=abkt)["Uploads"]
     assert (listed["Key"], listed["UploadId"], listed["ChecksumAlgorithm"]) == ("k", upload_id, algorithm)
@@ -286,28 +298,85 @@ def test_create_with_metadata_and_checksum_algorithm(api, abkt, algorithm):
         done.append({"PartNumber": number, "ETag": resp["ETag"],
                      f"Checksum{algorithm}": resp[f"Checksum{algorithm}"]})
     listed_parts = s3.list_parts(Bucket=abkt, Key="k", UploadId=upload_id)
-    assert listed_parts["ChecksumAlgorithm"] == algorithm
+    assert (listed_parts["ChecksumAlgorithm"], listed_parts["ChecksumType"]) == (algorithm, kind)
     assert [(p["PartNumber"], p["Size"], p["ETag"], p[f"Checksum{algorithm}"])
             for p in listed_parts["Parts"]] == \
         [(n, len(d), f'"{hashlib.md5(d).hexdigest()}"', checksum(algorithm, d))
          for n, d in enumerate(parts, 1)]
 
     result = complete(s3, abkt, "k", upload_id, done)
-    expected = composite_checksum(algorithm, parts)
+    expected = object_checksum(algorithm, kind, parts)
     assert result["ETag"] == multipart_etag(parts)
-    assert result[f"Checksum{algorithm}"] == expected and expected.endswith("-3")
+    assert (result[f"Checksum{algorithm}"], result["ChecksumType"]) == (expected, kind)
+    assert expected.endswith("-3") == (kind == "COMPOSITE")
     data = b"".join(parts)
     for client in (s3, api.s3_other):
+        # botocore validates a FULL_OBJECT checksum against the body it receives.
         resp, body = get_bytes(client, abkt, "k", ChecksumMode="ENABLED")
         assert body == data
-        assert resp[f"Checksum{algorithm}"] == expected
+        assert (resp[f"Checksum{algorithm}"], resp["ChecksumType"]) == (expected, kind)
         head = client.head_object(Bucket=abkt, Key="k", ChecksumMode="ENABLED")
-        assert head[f"Checksum{algorithm}"] == expected
+        assert (head[f"Checksum{algorithm}"], head["ChecksumType"]) == (expected, kind)
         assert (head["ContentType"], head["Metadata"], head["CacheControl"]) == \
             ("text/x-mp", {"colour": "blue", "n": "1"}, "max-age=60")
         assert head["ETag"] == multipart_etag(parts) and head["ContentLength"] == len(data)
     plain = s3.head_object(Bucket=abkt, Key="k")
     assert f"Checksum{algorithm}" not in plain  # only with x-amz-checksum-mode: ENABLED
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "CRC64NVME"])
+def test_full_object_checksum(api, abkt, algorithm):
+    """ChecksumType=FULL_OBJECT: the object's CRC combined from the parts' CRCs; Complete may
+    carry the client's own CRC of the whole object and the object size, and both are checked."""
+    s3 = api.s3
+    parts = [payload(MIN_PART, seed=13), payload(MIN_PART + 1, seed=14), payload(2 * KiB, seed=15)]
+    data = b"".join(parts)
+    upload_id, done = upload_parts(s3, abkt, "k", parts,
+                                   create={"ChecksumAlgorithm": algorithm, "ChecksumType": "FULL_OBJECT"},
+                                   part_kw={"ChecksumAlgorithm": algorithm})
+    whole = checksum(algorithm, data)
+    for kw, refused in (({f"Checksum{algorithm}": checksum(algorithm, data[:-1])}, (400, "BadDigest")),
+                        ({"MpuObjectSize": len(data) + 1}, (400, "InvalidRequest")),
+                        ({"ChecksumType": "COMPOSITE"}, (400, "InvalidRequest"))):
+        with pytest.raises(ClientError) as exc:
+            complete(s3, abkt, "k", upload_id, done, **kw)
+        assert error(exc) == refused, kw
+    result = complete(s3, abkt, "k", upload_id, done, ChecksumType="FULL_OBJECT", MpuObjectSize=len(data),
+                      **{f"Checksum{algorithm}": whole})
+    assert (result[f"Checksum{algorithm}"], result["ChecksumType"]) == (whole, "FULL_OBJECT")
+    resp, body = get_bytes(api.s3_other, abkt, "k", ChecksumMode="ENABLED")
+    assert body == data and (resp[f"Checksum{algorithm}"], resp["ChecksumType"]) == (whole, "FULL_OBJECT")
+
+
+@pytest.mark.parametrize("algorithm,kind", [("SHA1", "FULL_OBJECT"), ("SHA256", "FULL_OBJECT"),
+                                            ("CRC64NVME", "COMPOSITE"), (None, "COMPOSITE")])
+def test_unsupported_checksum_type_is_refused(api, abkt, algorithm, kind):
+    kw = {"ChecksumType": kind} | ({"ChecksumAlgorithm": algorithm} if algorithm else {})
+    with pytest.raises(ClientError) as exc:
+        api.s3.create_multipart_upload(Bucket=abkt, Key="k", **kw)
+    assert error(exc) == (400, "InvalidRequest")
+    assert "Uploads" not in api.s3.list_multipart_uploads(Bucket=abkt)
+
+
+def test_upload_file_with_a_full_object_checksum(api, abkt, tmp_path):
+    """s3transfer turns a caller's whole-file CRC into ChecksumType=FULL_OBJECT and hands the
+    CRC to CompleteMultipartUpload for the server to check."""
+    data = payload(17 * MiB + 5, seed=16)
+    (tmp_path / "f").write_bytes(data)
+    creates = WireLog(api.s3, "CreateMultipartUpload")
+    api.s3.upload_file(str(tmp_path / "f"), abkt, "f", Config=TRANSFER,
+                       ExtraArgs={"ChecksumCRC32": checksum("CRC32", data)})
+    assert creates.requests[0]["x-amz-checksum-type"] == "FULL_OBJECT"
+    head = api.s3.head_object(Bucket=abkt, Key="f", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC32"], head["ChecksumType"]) == (checksum("CRC32", data), "FULL_OBJECT")
+    assert get_bytes(api.s3_other, abkt, "f", ChecksumMode="ENABLED")[1] == data
+    with pytest.raises(S3UploadFailedError, match="BadDigest"):  # a wrong whole-file CRC
+        api.s3.upload_file(str(tmp_path / "f"), abkt, "g", Config=TRANSFER,
+                           ExtraArgs={"ChecksumCRC32": checksum("CRC32", data + b"!")})
+    with pytest.raises(ClientError) as exc:
+        api.s3.head_object(Bucket=abkt, Key="g")
+    assert error(exc)[0] == 404
+    assert "Uploads" not in api.s3.list_multipart_uploads(Bucket=abkt)  # s3transfer aborted it
 
 
 def test_wrong_part_checksum_is_refused(api, abkt):
