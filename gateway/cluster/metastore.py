@@ -1,9 +1,10 @@
 """Quorum-replicated metadata records on the storage nodes.
 
 Every record lives on the k+m replicas of its ring partition. A write is acknowledged once the
-write quorum W has committed it (each node syncs before answering); a read asks every replica and
-answers from the first R replies, newest stamp winning. Replies that arrive later are still
-collected in the background and any stale replica is repaired with the newest value (read repair).
+write quorum W has committed it (each node syncs before answering); a read asks R healthy
+replicas (more if one fails or is slow) and answers from the first R replies, newest stamp
+winning. Replies that arrive later are still collected in the background and any stale replica
+is repaired with the newest value (read repair); `cairn repair` re-replicates everything else.
 
 A write that misses its quorum is undone on the replicas that took it (see `put`): a write that
 failed must not surface later through a read quorum made of exactly those replicas.
@@ -11,7 +12,6 @@ failed must not surface later through a read quorum made of exactly those replic
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable, Sequence
@@ -30,29 +30,49 @@ class Versioned:
     value: bytes
 
 
-class _QuorumLost(Exception):
-    pass
+# A read quorum that has not answered within this many seconds asks the remaining replicas too.
+HEDGE_AFTER = 0.25
 
 
-async def first_answers(calls: dict[str, Awaitable], needed: int, what: str,
+async def first_answers(calls: dict[str, Callable[[], Awaitable]], needed: int, what: str,
                         background: set[asyncio.Task],
                         on_all_done: Callable[[dict[str, object]], None] | None = None,
+                        *, start: int | None = None, hedge_after: float | None = None,
                         ) -> dict[str, object]:
-    """Run one call per node; return {node: result-or-NotFound} once `needed` nodes answered.
+    """Call nodes (in the order given); return {node: result-or-NotFound} once `needed` answered.
+
+    Only the first `start` calls (default: all) begin at once; one more begins for each failure,
+    and all the rest after `hedge_after` seconds without enough answers (a slow replica). Reads
+    start just R calls, so a healthy cluster sees R messages per read instead of N.
 
     NotFound counts as an answer. Other errors count against the quorum; once it can no longer be
     reached, ServiceUnavailable. Calls still running go on in the background; `on_all_done` then
     sees every answer (used for read repair)."""
-    tasks = {asyncio.ensure_future(c): node for node, c in calls.items()}
-    for t in tasks:
-        # A call that fails after the quorum answered (or after the store closed) is nobody's
-        # to await: mark its error as seen, or asyncio logs "exception was never retrieved".
-        t.add_done_callback(_mark_retrieved)
+    waiting = list(calls.items())
+    tasks: dict[asyncio.Future, str] = {}
+    pending: set[asyncio.Future] = set()
+
+    def launch(count: int) -> None:
+        for _ in range(min(count, len(waiting))):
+            node, make = waiting.pop(0)
+            task = asyncio.ensure_future(make())
+            # A call that fails after the quorum answered (or after the store closed) is nobody's
+            # to await: mark its error as seen, or asyncio logs "exception was never retrieved".
+            task.add_done_callback(_mark_retrieved)
+            tasks[task] = node
+            pending.add(task)
+
+    launch(len(waiting) if start is None else start)
     answers: dict[str, object] = {}
     failures: dict[str, BaseException] = {}
-    pending = set(tasks)
+    loop = asyncio.get_running_loop()
+    hedge_at = None if hedge_after is None else loop.time() + hedge_after
     while pending and len(answers) < needed:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        timeout = None if hedge_at is None or not waiting else max(0.0, hedge_at - loop.time())
+        done, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            launch(len(waiting))  # too slow: ask everyone left
+            continue
         for t in done:
             node = tasks[t]
             exc = t.exception()
@@ -62,13 +82,14 @@ async def first_answers(calls: dict[str, Awaitable], needed: int, what: str,
                 answers[node] = exc
             else:
                 failures[node] = exc
-        if len(tasks) - len(failures) < needed:
+                launch(1)
+        if len(calls) - len(failures) < needed:
             break
     if len(answers) < needed:
         for t in pending:
             t.cancel()
         kinds = ", ".join(sorted({f"{n}: {type(e).__name__}" for n, e in failures.items()}))
-        raise ServiceUnavailable(f"{what}: {len(answers)} of {len(tasks)} replicas answered, "
+        raise ServiceUnavailable(f"{what}: {len(answers)} of {len(calls)} replicas answered, "
                                  f"{needed} needed ({kinds})")
     if pending:
         async def finish() -> None:
@@ -96,6 +117,10 @@ class MetaStore:
         self._timeout = timeout
         self._background: set[asyncio.Task] = set()
 
+    def _read_order(self, partition: bytes) -> list[str]:
+        """Replicas to read from, healthy ones first (a suspect node is asked only if needed)."""
+        return sorted(self.replicas(partition), key=self._pool.is_suspect)
+
     def replicas(self, partition: bytes) -> tuple[str, ...]:
         return tuple(n.id for n in self._ring().nodes_for(partition))[: self._q.meta_replicas]
 
@@ -106,8 +131,8 @@ class MetaStore:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def get(self, partition: bytes, key: bytes) -> Versioned | None:
-        nodes = self.replicas(partition)
-        calls = {n: self._pool[n].get_record(key, timeout=self._timeout) for n in nodes}
+        nodes = self._read_order(partition)
+        calls = {n: (lambda n=n: self._pool[n].get_record(key, timeout=self._timeout)) for n in nodes}
 
         def repair(answers: dict[str, object]) -> None:
             newest = _newest(answers.values())
@@ -121,7 +146,8 @@ class MetaStore:
                                                              timeout=self._timeout))
 
         answers = await first_answers(calls, self._q.meta_read, "metadata read",
-                                      self._background, repair)
+                                      self._background, repair, start=self._q.meta_read,
+                                      hedge_after=HEDGE_AFTER)
         return _newest(answers.values())
 
     async def put(self, partition: bytes, key: bytes, value: bytes, stamp: bytes,
@@ -151,7 +177,7 @@ class MetaStore:
             return outcome
 
         try:
-            answers = await first_answers({n: put_one(n) for n in nodes}, self._q.meta_write,
+            answers = await first_answers({n: (lambda n=n: put_one(n)) for n in nodes}, self._q.meta_write,
                                           "metadata write", self._background)
         except ServiceUnavailable:
             await self._roll_back(applied, key, stamp, previous)
@@ -192,10 +218,11 @@ class MetaStore:
     async def _scan_page(self, partition: bytes, prefix: bytes, start: bytes | None, limit: int
                          ) -> tuple[list[tuple[bytes, Versioned]], bytes | None]:
         """The merged page and its boundary (None: no replica has more)."""
-        nodes = self.replicas(partition)
-        calls = {n: self._pool[n].scan_records(prefix, start=start, limit=limit,
-                                               timeout=self._timeout) for n in nodes}
-        answers = await first_answers(calls, self._q.meta_read, "metadata scan", self._background)
+        nodes = self._read_order(partition)
+        calls = {n: (lambda n=n: self._pool[n].scan_records(prefix, start=start, limit=limit,
+                                                            timeout=self._timeout)) for n in nodes}
+        answers = await first_answers(calls, self._q.meta_read, "metadata scan", self._background,
+                                      start=self._q.meta_read, hedge_after=HEDGE_AFTER)
         pages = [a for a in answers.values() if not isinstance(a, NotFound)]
         boundary: bytes | None = None
         for page in pages:
