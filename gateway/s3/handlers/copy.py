@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.cluster.records import ObjectRecord
 from gateway.s3 import errors
-from gateway.s3.checksums import BodyDigests
+from gateway.s3.checksums import BodyDigests, ChecksumAlgorithm
 from gateway.s3.handlers.context import READ, WRITE, RequestContext
 from gateway.s3.handlers.object_get import last_modified
 from gateway.s3.handlers.object_put import etag_of, object_headers, retire
@@ -77,19 +77,24 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
     dest = src if same else await catalog.get_object(ctx.bucket, ctx.key)
     check_write_conditions(headers, etag_of(dest))
     inline, ref, parts = rec.inline, rec.data, rec.parts
+    etag, checksums = rec.etag, rec.checksums
     if not same and inline is None:
+        # The copy is a new single-part object: S3 gives it the MD5 ETag and whole-object
+        # checksums of its bytes, also when the source was uploaded in parts ("...-N").
+        digests = BodyDigests(also_compute=[ChecksumAlgorithm(name) for name in rec.checksums])
         parts = ()
         if rec.size == 0:
             inline = b""
         else:
             chunks = ctx.services.data.read_extents(rec.extents(), 0, rec.size - 1)
             try:
-                ref, _ = await ctx.services.data.write(b"", _StripeFeed(chunks), lambda b: None)
+                ref, _ = await ctx.services.data.write(b"", _StripeFeed(chunks), digests.update)
             finally:
                 await chunks.aclose()
-    new = ObjectRecord(size=rec.size, etag=rec.etag, mtime_ns=time.time_ns(),
+        etag, checksums = digests.finish()
+    new = ObjectRecord(size=rec.size, etag=etag, mtime_ns=time.time_ns(),
                        content_type=content_type, headers=stored, user_meta=meta,
-                       checksums=rec.checksums, inline=inline, data=ref, parts=parts)
+                       checksums=checksums, inline=inline, data=ref, parts=parts)
     try:
         await catalog.commit_object(ctx.bucket, ctx.key, new, dest)
     except BaseException:
@@ -97,7 +102,7 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
             ctx.services.data.forget(ref, -(-rec.size // ref.stripe_size))
         raise
     retire(ctx, dest, new)
-    body = copy_object_result_xml(rec.etag, last_modified(new))
+    body = copy_object_result_xml(etag, last_modified(new))
     return web.Response(body=body, headers={"Content-Type": "application/xml"})
 
 
