@@ -720,13 +720,33 @@ def test_overwrite_and_delete_multipart_object(api, abkt):
     upload_id, done = upload_parts(s3, abkt, "k", parts[::-1])
     complete(s3, abkt, "k", upload_id, done)
     assert get_bytes(api.s3_other, abkt, "k")[1] == parts[1] + parts[0]
-    s3.copy_object(Bucket=abkt, Key="copy", CopySource={"Bucket": abkt, "Key": "k"})
+    # CopyObject makes a single-part object: MD5 ETag, whole-object checksum (as S3 does).
+    data = parts[1] + parts[0]
+    copied = s3.copy_object(Bucket=abkt, Key="copy", CopySource={"Bucket": abkt, "Key": "k"})
+    assert copied["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
     s3.delete_object(Bucket=abkt, Key="k")
     with pytest.raises(ClientError) as exc:
         s3.head_object(Bucket=abkt, Key="k")
     assert error(exc)[0] == 404
-    resp, body = get_bytes(s3, abkt, "copy")
-    assert body == parts[1] + parts[0] and resp["ETag"] == multipart_etag(parts[::-1])
+    resp, body = get_bytes(s3, abkt, "copy", ChecksumMode="ENABLED")
+    assert body == data and resp["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    assert "PartsCount" not in s3.head_object(Bucket=abkt, Key="copy")
+
+
+def test_copy_object_of_a_multipart_object_with_checksum(api, abkt):
+    parts = [payload(MIN_PART, seed=62), payload(1000, seed=63)]
+    upload_id, done = upload_parts(api.s3, abkt, "src", parts, create={"ChecksumAlgorithm": "SHA256"},
+                                   part_kw={"ChecksumAlgorithm": "SHA256"})
+    complete(api.s3, abkt, "src", upload_id, done)
+    api.s3.copy_object(Bucket=abkt, Key="dst", CopySource={"Bucket": abkt, "Key": "src"})
+    data = b"".join(parts)
+    head = api.s3_other.head_object(Bucket=abkt, Key="dst", ChecksumMode="ENABLED")
+    assert (head["ETag"], head["ChecksumSHA256"], head["ChecksumType"]) == \
+        (f'"{hashlib.md5(data).hexdigest()}"', checksum("SHA256", data), "FULL_OBJECT")
+    resp, body = get_bytes(api.s3, abkt, "dst", ChecksumMode="ENABLED")  # botocore verifies it
+    assert body == data
+    src = api.s3.head_object(Bucket=abkt, Key="src", ChecksumMode="ENABLED")
+    assert src["ChecksumSHA256"] == composite_checksum("SHA256", parts)  # the source is unchanged
 
 
 def test_empty_and_zero_byte_parts(api, abkt):
