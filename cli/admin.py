@@ -32,7 +32,7 @@ async def open_catalog(ring_path: Path, keys_dir: Path | None, timeout: float = 
     ring = load_ring(ring_path)
     quorums = derive_quorums(ring.k, ring.m)
     keys = load_client_keys(keys_dir) if keys_dir else None
-    async with NodePool({n.id: n.address for n in ring.nodes}, client_keys=keys,
+    async with NodePool({n.id: n.address for n in ring.nodes}, keys=keys,
                         timeout=timeout) as pool:
         meta = MetaStore(pool, lambda: ring, quorums, timeout=timeout)
         try:

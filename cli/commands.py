@@ -48,7 +48,8 @@ def gateway_config(args: argparse.Namespace):
     return GatewayConfig(ring_path=args.ring, keys_dir=None if args.no_curve else args.keys,
                          host=args.host, port=args.port, workers=max(1, args.workers),
                          tls_cert=args.tls_cert, tls_key=args.tls_key, domains=tuple(args.domain),
-                         region=args.region, clock_offset_ms=args.clock_offset_ms)
+                         region=args.region, clock_offset_ms=args.clock_offset_ms,
+                         stripe_size=args.stripe_size)
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
@@ -170,4 +171,26 @@ def cmd_gc(args: argparse.Namespace) -> int:
             print(f"unreachable nodes (retry later): {', '.join(report.unreachable_nodes)}")
             return 2
         return 0
+    return asyncio.run(go())
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from gateway.cluster.repair import scrub
+
+    def progress(report) -> None:
+        if report.objects % 100 == 0:
+            print(f"... {report.objects} objects, {report.stripes} stripes, "
+                  f"{report.shards_rebuilt} shards rebuilt", flush=True)
+
+    async def go() -> int:
+        async with admin.open_catalog(args.ring, _keys_dir(args)) as (catalog, _, pool):
+            report = await scrub(catalog.meta, catalog, pool, bytes_per_second=args.rate or None,
+                                 progress=progress)
+        print(f"objects: {report.objects}; stripes: {report.stripes}; shards checked: "
+              f"{report.shards_checked}; rebuilt: {report.shards_rebuilt}; records repaired: "
+              f"{report.records_repaired}; unrepairable: "
+              f"{len(report.unrepairable)}")
+        for line in report.unrepairable:
+            print(f"  UNREPAIRABLE {line}")
+        return 1 if report.unrepairable else 0
     return asyncio.run(go())

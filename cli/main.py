@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--tls-key", type=Path)
     gw.add_argument("--domain", action="append", default=[], help="virtual-hosted-style domain")
     gw.add_argument("--region", default="us-east-1")
+    gw.add_argument("--stripe-size", type=_size, default=_size("1MiB"),
+                    help="data bytes per erasure-coded stripe (memory per request ~ 3 stripes x (k+m)/k)")
     gw.add_argument("--no-curve", action="store_true", help="plain TCP to nodes (tests only)")
     gw.add_argument("--clock-offset-ms", type=int, default=0, help=argparse.SUPPRESS)  # fault injection
     gw.add_argument("--check-config", action="store_true", help="validate and exit")
@@ -126,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--grace", type=float, default=6 * 3600,
                     help="keep unreferenced shards younger than this many seconds (writes in flight)")
     gc.add_argument("--dry-run", action="store_true")
+
+    rp = sub.add_parser("repair", help="scrub every object's shards and rebuild missing or corrupt ones")
+    _cluster_args(rp)
+    rp.add_argument("--rate", type=_size, default=0, help="throttle, bytes read per second (0: none)")
 
     st = sub.add_parser("status", help="nodes, zones, capacity, up/down, ring version")
     _cluster_args(st)
