@@ -11,6 +11,7 @@ from gateway.cluster.records import BucketRecord
 from gateway.s3 import errors
 from gateway.s3.checksums import BodyDigests
 from gateway.s3.handlers.context import READ, RequestContext, may
+from gateway.s3.handlers.multipart import abort_all_uploads
 from gateway.s3.handlers.object_delete import read_small_body
 from gateway.s3.names import validate_bucket_name
 from gateway.s3.router import Op
@@ -61,6 +62,7 @@ async def delete_bucket(ctx: RequestContext) -> web.StreamResponse:
     objects, _ = await ctx.services.catalog.scan_objects(ctx.bucket, "", None, 1)
     if objects:
         raise errors.BucketNotEmpty(resource=f"/{ctx.bucket}", BucketName=ctx.bucket)
+    await abort_all_uploads(ctx)  # uploads in progress do not keep a bucket alive in S3
     await ctx.services.catalog.delete_bucket(rec)
     return web.Response(status=204)
 

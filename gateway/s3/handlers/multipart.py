@@ -310,13 +310,23 @@ async def _close_upload(ctx: RequestContext, upload: UploadRecord, state: str,
             [p for p in parts if p.data is not None and p.data.data_id not in keep], delay=0)
 
 
-async def abort_upload(ctx: RequestContext) -> web.StreamResponse:
-    upload = await open_upload(ctx, states=UPLOAD_LISTED)
+async def _abort(ctx: RequestContext, upload: UploadRecord) -> None:
     # After an interrupted Complete the object may already refer to the parts: then the records
     # go, and garbage collection (which reads the object records) decides about the data.
     keep = None if upload.state == UPLOAD_COMPLETING else set()
     await _close_upload(ctx, upload, UPLOAD_ABORTED, keep=keep)
+
+
+async def abort_upload(ctx: RequestContext) -> web.StreamResponse:
+    await _abort(ctx, await open_upload(ctx, states=UPLOAD_LISTED))
     return web.Response(status=204)
+
+
+async def abort_all_uploads(ctx: RequestContext) -> None:
+    """Abort every upload in progress in the bucket: DeleteBucket (S3 drops them with it; left
+    behind, they would reappear in a bucket created again under the same name)."""
+    for upload in [rec async for _, rec in ctx.services.uploads.uploads(ctx.bucket, "", None)]:
+        await _abort(ctx, upload)
 
 
 async def list_parts(ctx: RequestContext) -> web.StreamResponse:
