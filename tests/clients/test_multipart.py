@@ -824,3 +824,24 @@ def test_signed_streaming_part(cluster):
     assert complete(s3, bucket, "k", upload_id, done)["ETag"] == multipart_etag(parts)
     resp, got = get_bytes(cluster.boto3_client(1), bucket, "k")
     assert got == b"".join(parts)  # no chunk framing stored inside the object
+
+
+def test_delete_bucket_with_uploads_in_progress(api):
+    """S3 deletes a bucket that has only uploads in progress, and they go with it: a bucket
+    created again under the same name starts without them."""
+    s3 = api.s3
+    name = _new_bucket(api)
+    upload_id, done = upload_parts(s3, name, "k", [payload(100 * KiB, seed=80)])
+    s3.put_object(Bucket=name, Key="obj", Body=b"x")
+    with pytest.raises(ClientError) as exc:  # objects still count
+        s3.delete_bucket(Bucket=name)
+    assert error(exc) == (409, "BucketNotEmpty")
+    s3.delete_object(Bucket=name, Key="obj")
+    s3.delete_bucket(Bucket=name)
+    s3.create_bucket(Bucket=name)
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=name)
+    for call in (lambda: s3.list_parts(Bucket=name, Key="k", UploadId=upload_id),
+                 lambda: complete(s3, name, "k", upload_id, done)):
+        with pytest.raises(ClientError) as exc:
+            call()
+        assert error(exc) == (404, "NoSuchUpload")
