@@ -845,3 +845,19 @@ def test_delete_bucket_with_uploads_in_progress(api):
         with pytest.raises(ClientError) as exc:
             call()
         assert error(exc) == (404, "NoSuchUpload")
+
+
+def test_conditional_complete(api, abkt):
+    """If-None-Match: * on CompleteMultipartUpload (S3's conditional write) refuses to replace an
+    existing object, and the refused upload stays open for another attempt."""
+    s3 = api.s3
+    s3.put_object(Bucket=abkt, Key="k", Body=b"first")
+    parts = [payload(MIN_PART, seed=90), payload(5, seed=91)]
+    upload_id, done = upload_parts(s3, abkt, "k", parts)
+    with pytest.raises(ClientError) as exc:
+        complete(s3, abkt, "k", upload_id, done, IfNoneMatch="*")
+    assert error(exc) == (412, "PreconditionFailed")
+    assert get_bytes(s3, abkt, "k")[1] == b"first"
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=abkt)["Uploads"]] == [upload_id]
+    complete(s3, abkt, "k", upload_id, done)
+    assert get_bytes(api.s3_other, abkt, "k")[1] == b"".join(parts)
