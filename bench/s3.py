@@ -36,6 +36,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_block(n: int) -> int:
+    """A base port with n free consecutive ports above it (the dev cluster's node ports)."""
+    for _ in range(100):
+        base = free_port()
+        if base + n >= 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise SystemExit("no block of free ports found")
+
+
 def wait_url(url: str, timeout: float, proc: subprocess.Popen, ok=(200,)) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -60,7 +81,7 @@ def start_cairn(work: Path, workers: int) -> tuple[subprocess.Popen, str, str, s
     port = free_port()
     log = open(work / "cairn.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dev", "--data-dir", str(data),
-                             "--port", str(port), "--node-base-port", str(free_port() + 50),
+                             "--port", str(port), "--node-base-port", str(free_port_block(8)),
                              "--workers", str(workers)],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120

@@ -318,6 +318,8 @@ class NodeClient:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(exc)
+                # Its caller may be gone (cancelled): don't let asyncio log it as unretrieved.
+                future.exception()
         self._pending.clear()
 
     def _report(self, ok: bool) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.s3 import free_port_block
 from tests.harness import REPO, free_port
 
 pytestmark = pytest.mark.cluster
@@ -66,7 +67,7 @@ def wait_gone(pids: set[int], timeout: float = 20) -> set[int]:
 
 def test_dev_cluster_lifecycle(tmp_path):
     data_dir, log = tmp_path / "cairn-data", tmp_path / "dev.log"
-    port, node_port = free_port(), free_port() + 100
+    port, node_port = free_port(), free_port_block(8)
     payload = tmp_path / "hello.bin"
     payload.write_bytes(os.urandom(300_000))
 
