@@ -36,16 +36,19 @@ class Cli:
     env: dict[str, str]
 
     def run(self, *args: str, gateway: int = 0, timeout: float = 300) -> str:
+        return self.process(*args, gateway=gateway, timeout=timeout).stdout.decode()
+
+    def process(self, *args: str, gateway: int = 0, timeout: float = 300) -> subprocess.CompletedProcess:
         argv = [str(AWS), *args, "--endpoint-url", self.cluster.endpoint(gateway)]
         if args[0] == "s3" and args[1] in ("cp", "mv", "sync"):
             argv.append("--no-progress")
         out = subprocess.run(argv, env=self.env, capture_output=True, timeout=timeout)
         if out.returncode != 0:
+            stderr = out.stderr.decode(errors="replace")
             raise AssertionError(f"aws {' '.join(args)} exited {out.returncode}:\n"
-                                 f"{out.stdout.decode(errors='replace')}\n"
-                                 f"{out.stderr.decode(errors='replace')}\n"
+                                 f"{out.stdout.decode(errors='replace')}\n{stderr[-5000:]}\n"
                                  f"{self.cluster.gateway_log(gateway)}")
-        return out.stdout.decode()
+        return out
 
     def api(self, *args: str, gateway: int = 0) -> dict:
         out = self.run("s3api", *args, gateway=gateway)
@@ -109,14 +112,34 @@ def composite_crc32(data: bytes, part: int = PART) -> str:
     return f"{base64.b64encode(zlib.crc32(crcs).to_bytes(4, 'big')).decode()}-{count}"
 
 
+def max_in_flight(debug_log: str, operation: str) -> int:
+    """The most `operation` requests the CLI had outstanding at once, from its --debug log: a
+    worker thread is busy from "Making request" until botocore's needs-retry event for it."""
+    busy: set[str] = set()
+    most = 0
+    for line in debug_log.splitlines():
+        fields = line.split(" - ")
+        if len(fields) < 4:
+            continue
+        if f"Making request for OperationModel(name={operation})" in line:
+            busy.add(fields[1])
+            most = max(most, len(busy))
+        elif f"Event needs-retry.s3.{operation}" in line:
+            busy.discard(fields[1])
+    return most
+
+
 def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_cp_100mb_up_and_down(cli, bkt, tmp_path):
     data = write(tmp_path / "big.bin", 100_000_000, seed=1)
-    out = cli.run("s3", "cp", str(tmp_path / "big.bin"), f"s3://{bkt}/dir/big.bin")
-    assert out.startswith("upload:")
+    out = cli.process("s3", "cp", str(tmp_path / "big.bin"), f"s3://{bkt}/dir/big.bin", "--debug")
+    assert out.stdout.startswith(b"upload:")
+    debug = out.stderr.decode(errors="replace")
+    assert debug.count("Making request for OperationModel(name=UploadPart)") == 12
+    assert max_in_flight(debug, "UploadPart") >= 4  # the CLI's 10 workers; measured: 10
     head = cli.api("head-object", "--bucket", bkt, "--key", "dir/big.bin", "--checksum-mode", "ENABLED")
     assert head["ContentLength"] == len(data)
     assert head["ETag"] == multipart_etag(data) and head["ETag"].endswith('-12"')
