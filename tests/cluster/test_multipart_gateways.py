@@ -121,10 +121,14 @@ def test_upload_survives_a_gateway_crash(tmp_path):
         etags = [s0.upload_part(Bucket="crash", Key="big", UploadId=upload_id, PartNumber=n,
                                 Body=parts[n - 1])["ETag"] for n in (1, 2)]
 
-        # Part 3 is half sent when gateway 0 dies.
+        # Part 3 is half sent, and its first stripes stored, when gateway 0 dies.
+        stored = shard_totals(c)[0]
         in_flight = PartInFlight(c, 0, "crash", "big", upload_id, 3, parts[2])
         in_flight.send(0, len(parts[2]) // 2)
-        time.sleep(0.5)  # the gateway is now storing stripes of part 3
+        deadline = time.monotonic() + 30
+        while shard_totals(c)[0] == stored and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert shard_totals(c)[0] > stored
         c.gateway_procs[0].stop(signal.SIGKILL)
         in_flight.sock.close()
 
@@ -160,10 +164,16 @@ def test_part_arriving_after_abort_is_not_kept(tmp_path):
         assert shard_totals(c) == (0, 0)
         upload_id = s3.create_multipart_upload(Bucket="late", Key="k")["UploadId"]
         s3.upload_part(Bucket="late", Key="k", UploadId=upload_id, PartNumber=1, Body=payload(MiB, 20))
+        one_stripe = shard_totals(c)[0]  # part 1 is one 1 MiB stripe: k+m shards
         late = payload(3 * MiB, 21)
         in_flight = PartInFlight(c, 0, "late", "k", upload_id, 2, late)
         in_flight.send(0, MiB)
-        time.sleep(0.5)
+        # Abort only once the gateway has stored part 2's first stripe: it is past its check
+        # that the upload is open, in the middle of the body.
+        deadline = time.monotonic() + 30
+        while shard_totals(c)[0] < 2 * one_stripe and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert shard_totals(c)[0] == 2 * one_stripe
         s3.abort_multipart_upload(Bucket="late", Key="k", UploadId=upload_id)
         in_flight.send(MiB, len(late))
         reply = in_flight.response()
