@@ -37,6 +37,7 @@ class Catalog:
         self._clock = clock
         self._key_cache: dict[str, tuple[float, AccessKeyRecord | None]] = {}
         self._key_cache_ttl = key_cache_ttl
+        self._bucket_cache: dict[str, tuple[float, BucketRecord]] = {}
 
     @property
     def meta(self) -> MetaStore:
@@ -81,17 +82,30 @@ class Catalog:
         return out
 
     # ---- buckets ----------------------------------------------------------------------------
-    async def get_bucket(self, name: str) -> BucketRecord | None:
+    async def get_bucket(self, name: str, *, max_age: float = 0.0) -> BucketRecord | None:
+        """The bucket's record from a read quorum; with max_age > 0, a record this gateway read
+        less than max_age seconds ago will do (read-only requests: a revoked grant or a deleted,
+        necessarily empty, bucket is noticed within max_age). Absent buckets are never cached."""
+        if max_age > 0:
+            hit = self._bucket_cache.get(name)
+            if hit is not None and time.monotonic() - hit[0] < max_age:
+                return hit[1]
         found = await self._meta.get(SYSTEM_PARTITION, bucket_key(name))
-        if found is None:
+        rec = BucketRecord.decode(found.value) if found is not None else None
+        if rec is None or rec.deleted:
+            self._bucket_cache.pop(name, None)
             return None
-        rec = BucketRecord.decode(found.value)
-        return None if rec.deleted else rec
+        if len(self._bucket_cache) >= 10_000:
+            self._bucket_cache.clear()
+        self._bucket_cache[name] = (time.monotonic(), rec)
+        return rec
 
     async def put_bucket(self, rec: BucketRecord) -> None:
+        self._bucket_cache.pop(rec.name, None)
         await self._write(SYSTEM_PARTITION, bucket_key(rec.name), rec.encode())
 
     async def delete_bucket(self, rec: BucketRecord) -> None:
+        self._bucket_cache.pop(rec.name, None)
         await self._write(SYSTEM_PARTITION, bucket_key(rec.name), replace(rec, deleted=True).encode())
 
     async def list_buckets(self) -> list[BucketRecord]:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from gateway.app import Services
 
 READ, WRITE = "read", "write"
+BUCKET_READ_CACHE_SECONDS = 1.0
 
 
 @dataclass
@@ -44,7 +45,17 @@ class RequestContext:
         return self.endpoint.params
 
     async def bucket_record(self, need: str) -> BucketRecord:
-        rec = await self.services.catalog.get_bucket(self.bucket)
+        # Reads may use a bucket record up to a second old; writes always read it afresh, so
+        # nothing is ever written into a bucket deleted through another gateway. A cached record
+        # that would deny access is re-read: a new grant works at once, a revoked one within 1 s.
+        catalog = self.services.catalog
+        rec = None
+        if need == READ:
+            rec = await catalog.get_bucket(self.bucket, max_age=BUCKET_READ_CACHE_SECONDS)
+            if rec is not None and not may(rec, self.access_key, need):
+                rec = None
+        if rec is None:
+            rec = await catalog.get_bucket(self.bucket)
         if rec is None:
             raise errors.NoSuchBucket(resource=f"/{self.bucket}", BucketName=self.bucket)
         self.check_access(rec, need)
