@@ -57,6 +57,21 @@ def free_port_block(n: int) -> int:
     raise SystemExit("no block of free ports found")
 
 
+def free_port_with_grpc() -> int:
+    """SeaweedFS also listens on port + 10000 (gRPC): both must be free and valid."""
+    import random
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise SystemExit("no free port pair for SeaweedFS")
+
+
 def wait_url(url: str, timeout: float, proc: subprocess.Popen, ok=(200,)) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,11 +124,11 @@ def start_seaweedfs(work: Path) -> tuple[subprocess.Popen, str]:
     data.mkdir(parents=True)
     cfg = work / "s3.json"
     cfg.write_text(json.dumps(SW_CONFIG))
-    port = free_port()
+    port = free_port_with_grpc()
     log = open(work / "seaweedfs.log", "wb")
     proc = subprocess.Popen([str(weed), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                             f"-master.port={free_port()}", f"-volume.port={free_port()}",
-                             f"-filer.port={free_port()}", "-s3", f"-s3.port={port}",
+                             f"-master.port={free_port_with_grpc()}", f"-volume.port={free_port_with_grpc()}",
+                             f"-filer.port={free_port_with_grpc()}", "-s3", f"-s3.port={port}",
                              f"-s3.config={cfg}", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
                              "-iam=false"], stdout=log, stderr=subprocess.STDOUT)
     wait_url(f"http://127.0.0.1:{port}/", 120, proc, ok=(200, 403))

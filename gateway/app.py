@@ -31,7 +31,7 @@ from gateway.config import GatewayConfig
 from gateway.metrics import Metrics
 from gateway.s3 import errors
 from gateway.s3.handlers import HANDLERS, RequestContext
-from gateway.s3.router import Endpoint, bucket_from_host, route
+from gateway.s3.router import bucket_from_host, route
 from gateway.s3.sigv4 import authenticate
 from gateway.s3.xml import error_xml
 from ring.model import Ring

@@ -6,12 +6,11 @@ visible commit point of the operation.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator
 
 from gateway.cluster.hlc import HybridClock
 from gateway.cluster.metastore import MetaStore, Versioned
@@ -75,7 +74,7 @@ class Catalog:
 
     async def list_access_keys(self) -> list[AccessKeyRecord]:
         out = []
-        async for _, v in self._scan_all(SYSTEM_PARTITION, ACCESS_KEY_PREFIX):
+        async for _, v in self._meta.scan_all(SYSTEM_PARTITION, ACCESS_KEY_PREFIX):
             rec = AccessKeyRecord.decode(v.value)
             if not rec.deleted:
                 out.append(rec)
@@ -110,7 +109,7 @@ class Catalog:
 
     async def list_buckets(self) -> list[BucketRecord]:
         out = []
-        async for _, v in self._scan_all(SYSTEM_PARTITION, BUCKET_PREFIX):
+        async for _, v in self._meta.scan_all(SYSTEM_PARTITION, BUCKET_PREFIX):
             rec = BucketRecord.decode(v.value)
             if not rec.deleted:
                 out.append(rec)
@@ -194,16 +193,6 @@ class Catalog:
             start = page[-1][0] + b"\x00"
         for item in sorted(run, key=lambda item: item[0]):
             yield item
-
-    async def _scan_all(self, partition: bytes, prefix: bytes) -> AsyncIterator[tuple[bytes, Versioned]]:
-        start = prefix
-        while True:
-            page, more = await self._meta.scan(partition, prefix, start, SCAN_PAGE)
-            for item in page:
-                yield item
-            if not more or not page:
-                return
-            start = page[-1][0] + b"\x00"
 
     async def _write(self, partition: bytes, key: bytes, value: bytes) -> None:
         seen = await self._meta.get(partition, key)

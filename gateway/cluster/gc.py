@@ -39,27 +39,16 @@ class GcReport:
     unreachable_nodes: list[str] = field(default_factory=list)
 
 
-async def _scan_all(meta: MetaStore, partition: bytes, prefix: bytes):
-    start = prefix
-    while True:
-        page, more = await meta.scan(partition, prefix, start, PAGE)
-        for item in page:
-            yield item
-        if not more or not page:
-            return
-        start = page[-1][0] + b"\x00"
-
-
 async def referenced_data_ids(meta: MetaStore, catalog: Catalog) -> set[bytes]:
     buckets = [b.name for b in await catalog.list_buckets()]
     refs: set[bytes] = set()
     for name in buckets:  # parts first: see the module docstring
-        async for _, v in _scan_all(meta, bucket_partition(name), PART_PREFIX + name.encode() + b"/"):
+        async for _, v in meta.scan_all(bucket_partition(name), PART_PREFIX + name.encode() + b"/"):
             part, deleted = decode_part(v.value)
             if not deleted and part.data is not None:
                 refs.add(part.data.data_id)
     for name in buckets:
-        async for _, v in _scan_all(meta, bucket_partition(name), object_prefix(name)):
+        async for _, v in meta.scan_all(bucket_partition(name), object_prefix(name)):
             rec = ObjectRecord.decode(v.value)
             if not rec.deleted:
                 refs.update(e.data.data_id for e in rec.extents() if e.data is not None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Iterable, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from common.nodeclient import NodeError, NodePool, NotFound
 from gateway.cluster.quorum import Quorums
@@ -239,6 +239,18 @@ class MetaStore:
                 if cur is None or stamp > cur.stamp:
                     merged[rkey] = Versioned(stamp, value)
         return sorted(merged.items()), boundary
+
+    async def scan_all(self, partition: bytes, prefix: bytes, start: bytes | None = None,
+                       page_size: int = 1000) -> AsyncIterator[tuple[bytes, Versioned]]:
+        """Every record under prefix from start (inclusive), page after page, in key order."""
+        start = prefix if start is None else start
+        while True:
+            page, more = await self.scan(partition, prefix, start, page_size)
+            for item in page:
+                yield item
+            if not more or not page:
+                return
+            start = page[-1][0] + b"\x00"
 
     def _spawn(self, coro: Awaitable) -> None:
         async def quiet() -> None:

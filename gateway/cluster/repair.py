@@ -130,21 +130,15 @@ async def scrub(meta: MetaStore, catalog: Catalog, pool: NodePool, *,
     for bucket in await catalog.list_buckets():
         await sync_records(meta, pool, bucket_partition(bucket.name), b"", report)
         prefix = object_prefix(bucket.name)
-        start = prefix
-        while True:
-            page, more = await meta.scan(bucket_partition(bucket.name), prefix, start, 500)
-            for rkey, v in page:
-                rec = ObjectRecord.decode(v.value)
-                if rec.deleted:
-                    continue
-                name = f"{bucket.name}/{rkey[len(prefix):].decode('utf-8', 'surrogateescape')}"
-                report.objects += 1
-                for ext in rec.extents():
-                    if ext.data is not None:
-                        await repair_extent(pool, ext.data, ext.size, report, name, throttle)
-                if progress is not None:
-                    progress(report)
-            if not more or not page:
-                break
-            start = page[-1][0] + b"\x00"
+        async for rkey, v in meta.scan_all(bucket_partition(bucket.name), prefix, page_size=500):
+            rec = ObjectRecord.decode(v.value)
+            if rec.deleted:
+                continue
+            name = f"{bucket.name}/{rkey[len(prefix):].decode('utf-8', 'surrogateescape')}"
+            report.objects += 1
+            for ext in rec.extents():
+                if ext.data is not None:
+                    await repair_extent(pool, ext.data, ext.size, report, name, throttle)
+            if progress is not None:
+                progress(report)
     return report

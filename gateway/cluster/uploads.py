@@ -15,7 +15,6 @@ from gateway.cluster.records import (UPLOAD_LISTED, PartRef, UploadRecord, bucke
                                      decode_part, encode_part, part_key, part_prefix, upload_key,
                                      upload_prefix)
 
-PAGE = 1000
 
 
 class Uploads:
@@ -53,16 +52,10 @@ class Uploads:
     async def parts(self, bucket: str, upload_id: str, after: int = 0) -> AsyncIterator[PartRef]:
         prefix = part_prefix(bucket, upload_id)
         start = prefix + b"%05d" % (after + 1) if after else prefix
-        partition = bucket_partition(bucket)
-        while True:
-            page, more = await self._meta.scan(partition, prefix, start, PAGE)
-            for _, v in page:
-                part, deleted = decode_part(v.value)
-                if not deleted:
-                    yield part
-            if not more or not page:
-                return
-            start = page[-1][0] + b"\x00"
+        async for _, v in self._meta.scan_all(bucket_partition(bucket), prefix, start):
+            part, deleted = decode_part(v.value)
+            if not deleted:
+                yield part
 
     async def uploads(self, bucket: str, prefix: str, start_after: bytes | None
                       ) -> AsyncIterator[tuple[bytes, UploadRecord]]:
@@ -71,13 +64,7 @@ class Uploads:
         base = upload_prefix(bucket)
         scan_prefix = base + prefix.encode("utf-8", "surrogateescape")
         start = scan_prefix if start_after is None else max(scan_prefix, start_after + b"\x00")
-        partition = bucket_partition(bucket)
-        while True:
-            page, more = await self._meta.scan(partition, scan_prefix, start, PAGE)
-            for rkey, v in page:
-                rec = UploadRecord.decode(v.value)
-                if rec.state in UPLOAD_LISTED:
-                    yield rkey, rec
-            if not more or not page:
-                return
-            start = page[-1][0] + b"\x00"
+        async for rkey, v in self._meta.scan_all(bucket_partition(bucket), scan_prefix, start):
+            rec = UploadRecord.decode(v.value)
+            if rec.state in UPLOAD_LISTED:
+                yield rkey, rec

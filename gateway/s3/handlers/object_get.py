@@ -1,7 +1,6 @@
 """GetObject and HeadObject: newest committed version, ranges, conditions, streamed stripes."""
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timezone
 
 from aiohttp import web

@@ -1,7 +1,6 @@
 """PutObject: stream the body into stripes (or inline), verify every digest, then commit once."""
 from __future__ import annotations
 
-import asyncio
 
 from aiohttp import web
 

@@ -7,7 +7,9 @@ from common.nodeclient import NodeUnavailable
 from gateway.cluster.hlc import Stamp
 from gateway.cluster.records import (DataRef, PartRef, UploadRecord, bucket_partition, encode_part,
                                      part_key, upload_key)
-from gateway.cluster.uploads import PAGE, Uploads
+from gateway.cluster.uploads import Uploads
+
+PAGE = 1000  # MetaStore.scan_all default page size: part listings must cross pages
 from tests.unit.gateway.fakes import fake_cluster
 
 BUCKET = "b"
