@@ -80,21 +80,3 @@ def describe(ring: Ring) -> str:
               f"{n.share:>7.2%} {n.target_share:>7.2%} {n.weight_share:>7.2%} "
               f"{n.deviation:>+7.2%}  {n.address}" for n in nodes]
     return "\n".join(lines)
-
-
-def moved_assignments(before: Ring, after: Ring) -> int:
-    """How many (partition, shard index) slots changed holder between two rings (by node id).
-
-    Rings of different part_power are compared at the finer one (a partition of the coarser
-    ring covers 2**d of the finer). Both rings must have the same shards per partition.
-    """
-    if before.replicas != after.replicas:
-        raise ValueError(f"rings hold {before.replicas} and {after.replicas} shards per "
-                         f"partition: every slot changes meaning")
-    power = max(before.part_power, after.part_power)
-    holders = []
-    for ring in (before, after):
-        ids = np.array([n.id for n in ring.nodes], dtype=object)
-        rows = np.arange(1 << power) >> (power - ring.part_power)
-        holders.append(ids[ring.table_array()[rows]])
-    return int((holders[0] != holders[1]).sum())
