@@ -152,6 +152,9 @@ class _Placement:
         # Holders before this build (EMPTY for a fresh ring): a slot whose holder differs
         # from its original is "moved"; moving it again costs nothing more.
         self.original = self.table.copy()
+        # Maintained by transfer(): assignments per node, shards per (partition, zone).
+        self.held = np.zeros(len(nodes), dtype=np.int64)
+        self.zc = np.zeros((self.partitions, self.zone_count), dtype=np.int64)
 
     # -- shared bookkeeping -----------------------------------------------------------------
 
@@ -266,10 +269,10 @@ class _Placement:
         """Move single slots from nodes above target to nodes below it until every node is
         within [floor(target), ceil(target)] or no legal move remains.
 
-        Direct moves first (giver -> taker in one partition). When the zone cap blocks every
-        direct move (typically: the taker's zone is full in all of the giver's partitions)
-        a chain of up to `_MAX_CHAIN` moves through nodes at target carries the slot over:
-        giver -> v in one partition, v -> taker in another; v's count is unchanged.
+        Each round tries direct moves (giver -> taker in one partition), then chains for
+        what the zone cap blocks (typically: the taker's zone is full in every partition of
+        the giver): up to `_MAX_CHAIN` moves through nodes at target, giver -> v in one
+        partition, v -> taker in another, leaving v's count unchanged.
         """
         self.held = self.counts()
         self.zc = self.zone_counts()
@@ -277,8 +280,9 @@ class _Placement:
         high = np.ceil(self.targets - 1e-9).astype(np.int64)
         targets = self.targets
         phases = (
-            # (what a giver may give, what a taker may take); each unit moved strictly lowers
-            # the sum of squared deviations from target, so the rounds cannot cycle.
+            # (what a giver may give, what a taker may take); each unit moved end to end
+            # strictly lowers the sum of squared deviations from target, so rounds make
+            # progress (and _MAX_ROUNDS bounds them regardless).
             (lambda c: c - high, lambda c: low - c),
             (lambda c: c - high, lambda c: np.where(c < targets, high - c, 0)),
             (lambda c: np.where(c > targets, c - low, 0), lambda c: low - c),
@@ -317,13 +321,23 @@ class _Placement:
 
     def _path(self, source: int, is_taker) -> list[int] | None:
         """Shortest chain source -> ... -> taker of legal single-slot moves (BFS over nodes)."""
+        node_count = len(self.nodes)
+        holds = np.zeros((self.partitions, node_count + 1), dtype=bool)  # last column: EMPTY
+        holds[np.arange(self.partitions)[:, None], self.table] = True
+        zone_open = self.zc < self.cap
+        zone_of = self.zone_of[:-1]
         parent = {source: source}
         frontier = [source]
         for _ in range(_MAX_CHAIN):
             reached = []
             for a in frontier:
-                for b in range(len(self.nodes)):
-                    if b in parent or not self._eligible(a, b)[0].size:
+                rows = np.nonzero(holds[:, a])[0]
+                # b can take one of a's slots: b absent there, and b's zone below the cap
+                # unless b replaces a zone-mate.
+                allowed = ~holds[rows, :node_count] & (zone_open[rows][:, zone_of]
+                                                       | (zone_of == zone_of[a]))
+                for b in np.nonzero(allowed.any(axis=0))[0].tolist():
+                    if b in parent:
                         continue
                     parent[b] = a
                     if is_taker(b):
