@@ -15,6 +15,7 @@ a file is as trustworthy as one fresh from the builder.
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
@@ -97,7 +98,10 @@ class Ring:
     def __post_init__(self) -> None:
         self._check_header()
         nodes = tuple(self.nodes)
-        table = tuple(tuple(int(i) for i in row) for row in self.table)
+        try:
+            table = tuple(tuple(operator.index(i) for i in row) for row in self.table)
+        except TypeError:
+            raise ValueError("ring table entries must be integer node indices") from None
         object.__setattr__(self, "nodes", nodes)
         object.__setattr__(self, "table", table)
         self._check_table()

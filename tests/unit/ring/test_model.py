@@ -182,3 +182,8 @@ def test_rings_compare_by_content_and_hash():
     b = build_ring(_nodes(7), k=4, m=2, part_power=6, seed=5)
     assert a == b and hash(a) == hash(b)
     assert a != dataclasses.replace(a, version=2)
+
+
+def test_ring_table_entries_must_be_integers():
+    with pytest.raises(ValueError, match="integer node indices"):
+        _ring_with(_nodes(3), ((0, 1, 2), (2.0, 0, 1)))
