@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--tls-key", type=Path)
     gw.add_argument("--domain", action="append", default=[], help="virtual-hosted-style domain")
     gw.add_argument("--region", default="us-east-1")
-    gw.add_argument("--stripe-size", type=_size, default=_size("1MiB"),
+    gw.add_argument("--stripe-size", type=_size, default=_size("4MiB"),
                     help="data bytes per erasure-coded stripe (memory per request ~ 3 stripes x (k+m)/k)")
     gw.add_argument("--no-curve", action="store_true", help="plain TCP to nodes (tests only)")
     gw.add_argument("--clock-offset-ms", type=int, default=0, help=argparse.SUPPRESS)  # fault injection

@@ -83,6 +83,7 @@ def cluster_context(config: GatewayConfig):
                 NodeWatch(pool, interval=config.node_probe_interval):
             meta = MetaStore(pool, lambda: ring, quorums, timeout=config.node_timeout)
             data = DataPath(pool, lambda: ring, quorums, executor, stripe_size=config.stripe_size,
+                            read_window=config.read_window, write_budget=config.write_budget,
                             window=config.stripe_window, timeout=config.node_timeout * 2,
                             straggler_grace=config.straggler_grace, repair_hint=metrics.repair_hint)
             clock = HybridClock(wall_ms=lambda: time.time_ns() // 1_000_000 + config.clock_offset_ms)

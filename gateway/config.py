@@ -22,8 +22,12 @@ class GatewayConfig:
     # Objects up to this size live inline in their (replicated) record: one quorum round trip
     # instead of k+m shard writes plus a record write. See docs/architecture.md for the figure.
     inline_threshold: int = 16 * 1024
-    stripe_size: int = 1 * MiB            # data bytes per stripe (k shards of stripe_size/k)
-    stripe_window: int = 3                # stripes in flight per request (bounds memory)
+    # Data bytes per stripe (k shards of stripe_size/k). 4 MiB (1 MiB shards at 4+2) measured
+    # +50 % on 64 MiB PUTs and +28 % on GETs over 1 MiB stripes: fewer, larger node messages.
+    stripe_size: int = 4 * MiB
+    stripe_window: int = 3                # stripes in flight per upload (bounds memory)
+    read_window: int = 2                  # stripes prefetched per download
+    write_budget: int = 8                 # stripes in flight per worker, all uploads together
     data_write_quorum: int | None = None  # default k + 1
     node_timeout: float = 5.0
     # A shard holder that has not answered this long after the rest made the quorum is treated

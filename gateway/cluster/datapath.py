@@ -3,7 +3,8 @@
 Write: cut the body into stripes of `stripe_size` data bytes, hash and encode each in a worker
 thread, send the k+m shards of a stripe to the partition's k+m nodes concurrently while the next
 stripe is read. A few stripes are in flight at once, so memory per request is bounded by
-window * stripe_size * (k+m)/k whatever the object size. A node that fails once is dropped for the
+window * stripe_size * (k+m)/k whatever the object size, and a per-worker budget of stripes in
+flight bounds the total across concurrent uploads. A node that fails once is dropped for the
 rest of the object (its shard index is recorded as missing); as soon as fewer than the write quorum
 of shard indices remain, the write fails fast with ServiceUnavailable. A node the pool knows to be
 down (suspect, see health.py) gets no shards at all, and one that has not answered
@@ -46,7 +47,8 @@ class StripeSource(Protocol):
 
 class DataPath:
     def __init__(self, pool: NodePool, ring: Callable[[], Ring], quorums: Quorums,
-                 executor: Executor, *, stripe_size: int, window: int = 3,
+                 executor: Executor, *, stripe_size: int, window: int = 3, write_budget: int = 12,
+                 read_window: int = 2,
                  timeout: float = 10.0, straggler_grace: float = 2.0,
                  repair_hint: Callable[[DataRef, int, int, str], None] | None = None):
         self._pool = pool
@@ -55,6 +57,8 @@ class DataPath:
         self._executor = executor
         self.stripe_size = stripe_size
         self._window = window
+        self._read_window = read_window
+        self._write_budget = asyncio.Semaphore(write_budget)
         self._timeout = timeout
         self._straggler_grace = straggler_grace
         self._codes: dict[tuple[int, int], ErasureCode] = {}
@@ -94,17 +98,31 @@ class DataPath:
         pending = first
         try:
             while True:
-                if len(pending) < self.stripe_size:
-                    pending += await source.readexactly_or_eof(self.stripe_size - len(pending))
+                # A stripe's buffers count against the worker's budget from the moment it is read
+                # until its shards are sent: total write memory stays bounded, whatever the
+                # number of concurrent uploads (the rest wait, and TCP slows their clients).
+                await self._write_budget.acquire()
+                try:
+                    if len(pending) < self.stripe_size:
+                        pending += await source.readexactly_or_eof(self.stripe_size - len(pending))
+                except BaseException:
+                    self._write_budget.release()
+                    raise
                 # `first` may hold more than a stripe (a stripe size below the inline limit)
                 buf, pending = pending[:self.stripe_size], pending[self.stripe_size:]
                 if not buf and stripe_no > 0:
+                    self._write_budget.release()
                     break
-                shards = await loop.run_in_executor(self._executor, _digest_and_encode,
-                                                    code, buf, digest)
+                try:
+                    shards = await loop.run_in_executor(self._executor, _digest_and_encode,
+                                                        code, buf, digest)
+                except BaseException:
+                    self._write_budget.release()
+                    raise
                 total += len(buf)
-                inflight.append(asyncio.ensure_future(
-                    self._send_stripe(data_id, stripe_no, nodes, shards, failed)))
+                send = asyncio.ensure_future(self._send_stripe(data_id, stripe_no, nodes, shards, failed))
+                send.add_done_callback(lambda _: self._write_budget.release())
+                inflight.append(send)
                 stripe_no += 1
                 while len(inflight) >= self._window:
                     await inflight.popleft()
@@ -228,7 +246,7 @@ class DataPath:
         try:
             for item in it:
                 ahead.append(asyncio.ensure_future(self._read_stripe(ref, size, *item)))
-                if len(ahead) >= self._window:
+                if len(ahead) >= self._read_window:
                     break
             while ahead:
                 chunk = await ahead.popleft()

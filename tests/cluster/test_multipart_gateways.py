@@ -116,7 +116,8 @@ def test_upload_survives_a_gateway_crash(tmp_path):
     with LocalCluster(tmp_path / "c", gateways=2) as c:
         s0, s1 = c.boto3_client(0), c.boto3_client(1)
         s0.create_bucket(Bucket="crash")
-        parts = [payload(PART + 11, 10), payload(PART, 11), payload(3 * MiB + 5, 12)]
+        # Part 3 spans several stripes (4 MiB by default), so half of it completes at least one.
+        parts = [payload(PART + 11, 10), payload(PART, 11), payload(12 * MiB + 5, 12)]
         upload_id = s0.create_multipart_upload(Bucket="crash", Key="big", Metadata={"m": "1"})["UploadId"]
         etags = [s0.upload_part(Bucket="crash", Key="big", UploadId=upload_id, PartNumber=n,
                                 Body=parts[n - 1])["ETag"] for n in (1, 2)]
@@ -158,7 +159,8 @@ def test_upload_survives_a_gateway_crash(tmp_path):
 def test_part_arriving_after_abort_is_not_kept(tmp_path):
     """AbortMultipartUpload while a part is still arriving: the part must not outlive the upload
     (its record would keep its shards referenced forever, beyond garbage collection's reach)."""
-    with LocalCluster(tmp_path / "c") as c:
+    # 1 MiB stripes, so that part 2's first stripe is stored while most of its body is unsent.
+    with LocalCluster(tmp_path / "c", gateway_args={0: ["--stripe-size", "1MiB"]}) as c:
         s3 = c.boto3_client()
         s3.create_bucket(Bucket="late")
         assert shard_totals(c) == (0, 0)
