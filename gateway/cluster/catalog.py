@@ -73,12 +73,12 @@ class Catalog:
         self._key_cache.pop(rec.access_key, None)
 
     async def list_access_keys(self) -> list[AccessKeyRecord]:
-        out = []
-        async for _, v in self._meta.scan_all(SYSTEM_PARTITION, ACCESS_KEY_PREFIX):
-            rec = AccessKeyRecord.decode(v.value)
-            if not rec.deleted:
-                out.append(rec)
-        return out
+        return await self._live_system_records(ACCESS_KEY_PREFIX, AccessKeyRecord.decode)
+
+    async def _live_system_records(self, prefix: bytes, decode):
+        """Every record under prefix in the system partition that is not a tombstone."""
+        return [rec async for _, v in self._meta.scan_all(SYSTEM_PARTITION, prefix)
+                if not (rec := decode(v.value)).deleted]
 
     # ---- buckets ----------------------------------------------------------------------------
     async def get_bucket(self, name: str, *, max_age: float = 0.0) -> BucketRecord | None:
@@ -108,12 +108,7 @@ class Catalog:
         await self._write(SYSTEM_PARTITION, bucket_key(rec.name), replace(rec, deleted=True).encode())
 
     async def list_buckets(self) -> list[BucketRecord]:
-        out = []
-        async for _, v in self._meta.scan_all(SYSTEM_PARTITION, BUCKET_PREFIX):
-            rec = BucketRecord.decode(v.value)
-            if not rec.deleted:
-                out.append(rec)
-        return out
+        return await self._live_system_records(BUCKET_PREFIX, BucketRecord.decode)
 
     # ---- objects ----------------------------------------------------------------------------
     async def get_object(self, bucket: str, key: str) -> StoredObject | None:

@@ -256,6 +256,14 @@ def _common_prefixes(prefixes: Sequence[str], encode) -> str:
     return "".join(f"<CommonPrefixes>{_el('Prefix', encode(p))}</CommonPrefixes>" for p in prefixes)
 
 
+def _listing_tail(delimiter: str | None, encoding_type: str | None, is_truncated: bool, enc) -> str:
+    """Delimiter, EncodingType and IsTruncated: the same in every listing document."""
+    out = _el("Delimiter", enc(delimiter)) if delimiter is not None else ""
+    if encoding_type is not None:
+        out += _el("EncodingType", encoding_type)
+    return out + _el("IsTruncated", _bool(is_truncated))
+
+
 def _encoder(encoding_type: str | None):
     if encoding_type is None:
         return lambda text: text
@@ -278,11 +286,7 @@ def list_objects_v1_xml(bucket: str, *, prefix: str = "", marker: str = "", next
     if next_marker is not None:
         head += _el("NextMarker", enc(next_marker))
     head += f"<MaxKeys>{max_keys:d}</MaxKeys>"
-    if delimiter is not None:
-        head += _el("Delimiter", enc(delimiter))
-    if encoding_type is not None:
-        head += _el("EncodingType", encoding_type)
-    head += _el("IsTruncated", _bool(is_truncated))
+    head += _listing_tail(delimiter, encoding_type, is_truncated, enc)
     return _document("ListBucketResult", head + _contents(entries, enc, True)
                      + _common_prefixes(common_prefixes, enc))
 
@@ -299,11 +303,7 @@ def list_object_versions_xml(bucket: str, *, prefix: str = "", key_marker: str =
     if next_key_marker is not None:
         head += _el("NextKeyMarker", enc(next_key_marker)) + _el("NextVersionIdMarker", "null")
     head += f"<MaxKeys>{max_keys:d}</MaxKeys>"
-    if delimiter is not None:
-        head += _el("Delimiter", enc(delimiter))
-    if encoding_type is not None:
-        head += _el("EncodingType", encoding_type)
-    head += _el("IsTruncated", _bool(is_truncated))
+    head += _listing_tail(delimiter, encoding_type, is_truncated, enc)
     versions = "".join(
         f"<Version><Key>{escape(enc(e.key))}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
         f"<LastModified>{iso8601(e.last_modified)}</LastModified>{_etag(e.etag)}"
@@ -333,11 +333,7 @@ def list_objects_v2_xml(bucket: str, *, prefix: str = "", continuation_token: st
     if start_after is not None:
         head += _el("StartAfter", enc(start_after))
     head += f"<KeyCount>{key_count:d}</KeyCount><MaxKeys>{max_keys:d}</MaxKeys>"
-    if delimiter is not None:
-        head += _el("Delimiter", enc(delimiter))
-    if encoding_type is not None:
-        head += _el("EncodingType", encoding_type)
-    head += _el("IsTruncated", _bool(is_truncated))
+    head += _listing_tail(delimiter, encoding_type, is_truncated, enc)
     return _document("ListBucketResult", head + _contents(entries, enc, fetch_owner)
                      + _common_prefixes(common_prefixes, enc))
 
