@@ -698,6 +698,7 @@ def test_part_number_bounds(api, abkt):
     complete(s3, abkt, "k", upload_id, [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 10000, "ETag": e2}])
     resp, body = get_bytes(s3, abkt, "k", PartNumber=2)  # parts are counted, not numbered
     assert body == last and resp["PartsCount"] == 2
+    assert "PartsCount" not in s3.head_object(Bucket=abkt, Key="k")  # only with PartNumber
 
 
 def test_head_version_id_null_after_multipart(api, abkt):
