@@ -102,13 +102,16 @@ def _encoding(ctx: RequestContext) -> str | None:
     return enc
 
 
+def _listing_params(ctx: RequestContext) -> tuple[str, str, int, str | None]:
+    """prefix, delimiter, max-keys and encoding-type: the parameters every listing shares."""
+    return (ctx.params.get("prefix", ""), ctx.params.get("delimiter", ""), _max_keys(ctx),
+            _encoding(ctx))
+
+
 async def list_objects_v1(ctx: RequestContext) -> web.StreamResponse:
     await ctx.bucket_record(READ)
-    prefix = ctx.params.get("prefix", "")
-    delimiter = ctx.params.get("delimiter", "")
+    prefix, delimiter, max_keys, encoding = _listing_params(ctx)
     marker = ctx.params.get("marker") or None
-    max_keys = _max_keys(ctx)
-    encoding = _encoding(ctx)
     result = await walk(ctx.services.catalog, ctx.bucket, prefix, delimiter, marker, max_keys,
                         owner=ctx.access_key)
     body = list_objects_v1_xml(
@@ -136,12 +139,9 @@ def _encode_token(cursor: str) -> str:
 
 async def list_objects_v2(ctx: RequestContext) -> web.StreamResponse:
     await ctx.bucket_record(READ)
-    prefix = ctx.params.get("prefix", "")
-    delimiter = ctx.params.get("delimiter", "")
+    prefix, delimiter, max_keys, encoding = _listing_params(ctx)
     token = ctx.params.get("continuation-token")
     start_after = ctx.params.get("start-after") or None
-    max_keys = _max_keys(ctx)
-    encoding = _encoding(ctx)
     fetch_owner = ctx.params.get("fetch-owner", "false").lower() == "true"
     marker = _decode_token(token) if token else start_after
     result = await walk(ctx.services.catalog, ctx.bucket, prefix, delimiter, marker, max_keys,
@@ -159,11 +159,8 @@ async def list_objects_v2(ctx: RequestContext) -> web.StreamResponse:
 async def list_object_versions(ctx: RequestContext) -> web.StreamResponse:
     """Buckets are unversioned: every object is listed as its single version "null"."""
     await ctx.bucket_record(READ)
-    prefix = ctx.params.get("prefix", "")
-    delimiter = ctx.params.get("delimiter", "")
+    prefix, delimiter, max_keys, encoding = _listing_params(ctx)
     key_marker = ctx.params.get("key-marker") or None
-    max_keys = _max_keys(ctx)
-    encoding = _encoding(ctx)
     result = await walk(ctx.services.catalog, ctx.bucket, prefix, delimiter, key_marker, max_keys,
                         owner=ctx.access_key)
     body = list_object_versions_xml(
