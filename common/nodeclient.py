@@ -23,14 +23,14 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import xxhash
 import zmq
-import zmq.asyncio
 
 from common import wire
 from common.keys import ClientKeys
+from common.zmqio import LoopSocket
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,12 @@ class RecordPage:
         return iter((self.items, self.more))
 
 
+class RecordPutOutcome(NamedTuple):
+    applied: bool
+    stamp: bytes                                   # the stamp the node holds now
+    replaced: tuple[bytes, bytes] | None = None    # (stamp, value) overwritten, when asked
+
+
 def configure_client_socket(sock: zmq.Socket, keys: ClientKeys | None) -> None:
     sock.setsockopt(zmq.LINGER, 0)              # closing never waits for a dead peer
     sock.setsockopt(zmq.IMMEDIATE, 1)           # queue only on a completed connection
@@ -122,7 +128,7 @@ def configure_client_socket(sock: zmq.Socket, keys: ClientKeys | None) -> None:
 class NodeClient:
     def __init__(self, address: str, *, node_id: str | None = None, keys: ClientKeys | None = None,
                  timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
-                 context: zmq.asyncio.Context | None = None,
+                 context: zmq.Context | None = None,
                  on_outcome: Callable[[bool], None] | None = None) -> None:
         """on_outcome(True) after every reply (the node is alive), (False) after every timeout."""
         self.address = address
@@ -134,28 +140,31 @@ class NodeClient:
         self._on_outcome = on_outcome
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
-        self._ctx: zmq.asyncio.Context | None = None
-        self._sock: zmq.asyncio.Socket | None = None
-        self._reader: asyncio.Task | None = None
+        self._ctx: zmq.Context | None = None
+        self._io: LoopSocket | None = None
 
     async def __aenter__(self) -> NodeClient:
-        self._ctx = self._given_context or zmq.asyncio.Context()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        configure_client_socket(self._sock, self._keys)
-        self._sock.connect(self.address)
-        self._reader = asyncio.create_task(self._read_replies(), name=f"replies-{self.name}")
+        self._ctx = self._given_context or zmq.Context()
+        sock = zmq.Socket(self._ctx, zmq.DEALER)    # a plain socket whatever the context's kind
+        try:
+            configure_client_socket(sock, self._keys)
+            sock.connect(self.address)
+            # Replies are copied out of zmq at once: cheaper than a Frame for small ones, and
+            # a shard's bytes would be copied into a bytes object later anyway.
+            self._io = LoopSocket(sock, self._on_reply, copy=True)
+        except BaseException:
+            sock.close(linger=0)
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
         self._fail_pending(NodeUnavailable(f"{self.name}: client closed"))
-        if self._sock is not None:
-            self._sock.close(linger=0)
+        if self._io is not None:
+            self._io.close()
+            self._io.socket.close(linger=0)
         if self._given_context is None and self._ctx is not None:
             self._ctx.term()
-        self._sock = self._ctx = self._reader = None
+        self._io = self._ctx = None
 
     # ---- the ops ----------------------------------------------------------------------------------
     async def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
@@ -200,13 +209,24 @@ class NodeClient:
                                  timeout=timeout)
         return list(zip(reply.args["keys"], reply.args["sizes"])), bool(reply.args["more"])
 
-    async def put_record(self, key: bytes, stamp: bytes, value: bytes, *,
-                         timeout: float | None = None) -> tuple[bool, bytes]:
-        """Last-writer-wins put: (applied, winning stamp). applied is False when the node holds
-        a newer stamp - or this very stamp already (a retry): check winning_stamp == stamp."""
-        reply = await self._call(wire.Op.RECORD_PUT, {"key": key, "stamp": stamp}, [value],
-                                 timeout=timeout)
-        return bool(reply.args["applied"]), reply.args["stamp"]
+    async def put_record(self, key: bytes, stamp: bytes, value: bytes, *, head: int | None = None,
+                         want_replaced: bool = False,
+                         timeout: float | None = None) -> RecordPutOutcome:
+        """Last-writer-wins put: (applied, winning stamp[, replaced]). applied is False when the
+        node holds a newer stamp - or this very stamp already (a retry): check winning_stamp ==
+        stamp. `head`: how many leading bytes of value a heads-only scan returns (default: all).
+        With want_replaced, `replaced` is the (stamp, value) this put overwrote, if any (a retry
+        whose first attempt was applied finds nothing to replace)."""
+        args: dict[str, Any] = {"key": key, "stamp": stamp}
+        if head is not None:
+            args["head"] = head
+        if want_replaced:
+            args["replaced"] = True
+        reply = await self._call(wire.Op.RECORD_PUT, args, [value], timeout=timeout)
+        replaced = None
+        if "replaced_stamp" in reply.args:
+            replaced = (reply.args["replaced_stamp"], _payload(reply, 0))
+        return RecordPutOutcome(bool(reply.args["applied"]), reply.args["stamp"], replaced)
 
     async def get_record(self, key: bytes, *, timeout: float | None = None) -> tuple[bytes, bytes]:
         """(stamp, value); raises NotFound or Corrupt."""
@@ -224,9 +244,12 @@ class NodeClient:
         return bool(reply.args["deleted"])
 
     async def scan_records(self, prefix: bytes, start: bytes | None = None, limit: int = 1000, *,
-                           timeout: float | None = None) -> RecordPage:
-        reply = await self._call(wire.Op.RECORD_SCAN, _scan_args(prefix, start, limit),
-                                 timeout=timeout)
+                           heads: bool = False, timeout: float | None = None) -> RecordPage:
+        """With heads, each value is only its head (see put_record)."""
+        args = _scan_args(prefix, start, limit)
+        if heads:
+            args["heads"] = True
+        reply = await self._call(wire.Op.RECORD_SCAN, args, timeout=timeout)
         keys, stamps = reply.args["keys"], reply.args["stamps"]
         if len(keys) != len(stamps) or len(keys) != len(reply.payload):
             raise BadRequest(f"{self.name}: malformed scan reply")
@@ -240,11 +263,11 @@ class NodeClient:
     async def _call(self, op: wire.Op, args: dict[str, Any],
                     payload: Sequence[bytes | memoryview] = (), *,
                     timeout: float | None = None) -> wire.Message:
-        if self._sock is None:
+        if self._io is None:
             raise NodeUnavailable(f"{self.name}: client is not open")
         timeout = self.timeout if timeout is None else timeout
         attempts = 1 + (self.retries if op in wire.IDEMPOTENT_OPS else 0)
-        reply_future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
         request_ids: list[int] = []
         try:
             for attempt in range(attempts):
@@ -252,7 +275,9 @@ class NodeClient:
                     await asyncio.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
                 request_id = next(self._ids)
                 request_ids.append(request_id)
-                self._pending[request_id] = reply_future
+                reply_future = loop.create_future()
+                for rid in request_ids:      # a late reply to an earlier attempt still counts
+                    self._pending[rid] = reply_future
                 try:
                     reply = await self._attempt(op, request_id, args, payload, reply_future,
                                                 timeout)
@@ -275,44 +300,43 @@ class NodeClient:
     async def _attempt(self, op: wire.Op, request_id: int, args: dict[str, Any],
                        payload: Sequence[bytes | memoryview], reply_future: asyncio.Future,
                        timeout: float) -> wire.Message:
-        assert self._sock is not None
+        io = self._io
+        if io is None:
+            raise NodeUnavailable(f"{self.name}: client closed")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         frames = wire.encode(op, request_id, args, payload)
+        if not io.try_send(frames):
+            try:
+                await io.send(frames, deadline)
+            except TimeoutError:
+                raise NodeUnavailable(f"{self.name}: {op.name} not sent within {timeout:g} s "
+                                      f"(no connection)") from None
+            except zmq.ZMQError as exc:
+                raise NodeUnavailable(f"{self.name}: {op.name} not sent: {exc}") from None
+        timer = loop.call_at(deadline, _expire, reply_future)
         try:
-            async with asyncio.timeout_at(deadline):
-                await self._sock.send_multipart(frames, copy=False)
-        except TimeoutError:
-            raise NodeUnavailable(f"{self.name}: {op.name} not sent within {timeout:g} s "
-                                  f"(no connection)") from None
-        try:
-            async with asyncio.timeout_at(deadline):
-                # shielded: one future serves every attempt, so a late reply still counts
-                return await asyncio.shield(reply_future)
-        except TimeoutError:
-            raise NodeTimeout(f"{self.name}: no reply to {op.name} within {timeout:g} s") from None
+            reply = await reply_future
+        finally:
+            timer.cancel()
+        if reply is _EXPIRED:
+            raise NodeTimeout(f"{self.name}: no reply to {op.name} within {timeout:g} s")
+        return reply
 
-    async def _read_replies(self) -> None:
-        assert self._sock is not None
+    def _on_reply(self, frames: list[bytes]) -> None:
         try:
-            while True:
-                frames = await self._sock.recv_multipart(copy=False)
-                try:
-                    msg = wire.decode(frames)
-                except wire.WireError as exc:
-                    log.warning("%s: malformed reply dropped: %s", self.name, exc)
-                    continue
-                future = self._pending.get(msg.request_id)
-                if future is None or future.done():
-                    continue                 # a reply to a request that already gave up
-                if msg.version != wire.VERSION:
-                    future.set_exception(UnsupportedVersion(
-                        f"{self.name}: reply in wire version {msg.version}"))
-                else:
-                    future.set_result(msg)
-        except zmq.ZMQError as exc:
-            log.error("%s: reply reader stopped: %s", self.name, exc)
-            self._fail_pending(NodeUnavailable(f"{self.name}: connection failed: {exc}"))
+            msg = wire.decode(frames)
+        except wire.WireError as exc:
+            log.warning("%s: malformed reply dropped: %s", self.name, exc)
+            return
+        future = self._pending.get(msg.request_id)
+        if future is None or future.done():
+            return                           # a reply to a request that already gave up
+        if msg.version != wire.VERSION:
+            future.set_exception(UnsupportedVersion(
+                f"{self.name}: reply in wire version {msg.version}"))
+        else:
+            future.set_result(msg)
 
     def _fail_pending(self, exc: NodeError) -> None:
         for future in self._pending.values():
@@ -325,6 +349,15 @@ class NodeClient:
     def _report(self, ok: bool) -> None:
         if self._on_outcome is not None:
             self._on_outcome(ok)
+
+
+_EXPIRED = object()
+
+
+def _expire(future: asyncio.Future) -> None:
+    """An attempt's deadline: wake its caller (the future is fresh for every attempt)."""
+    if not future.done():
+        future.set_result(_EXPIRED)
 
 
 def _status(code: int) -> wire.Status | None:
@@ -364,10 +397,10 @@ class NodePool:
         self._clock = clock
         self._suspect_until: dict[str, float] = {}
         self._clients: dict[str, NodeClient] = {}
-        self._ctx: zmq.asyncio.Context | None = None
+        self._ctx: zmq.Context | None = None
 
     async def __aenter__(self) -> NodePool:
-        self._ctx = zmq.asyncio.Context()
+        self._ctx = zmq.Context()
         try:
             await self.update(self._addresses)
         except BaseException:

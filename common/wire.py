@@ -33,10 +33,12 @@ class Op(enum.IntEnum):
     SHARD_GET = 3       # args {key, offset?, length?} -> {size, xxh}        payload [slice]
     SHARD_DELETE = 4    # args {key}                  -> {existed}
     SHARD_SCAN = 5      # args {prefix, start?, limit} -> {keys, sizes, more}
-    RECORD_PUT = 6      # args {key, stamp}           payload [value]        -> {applied, stamp}
+    RECORD_PUT = 6      # args {key, stamp, head?, replaced?} payload [value]
+    #                     -> {applied, stamp, replaced_stamp?} payload [replaced value, if any]
     RECORD_GET = 7      # args {key}                  -> {stamp}             payload [value]
     RECORD_DELETE = 8   # args {key, stamp?}          -> {existed, deleted}
-    RECORD_SCAN = 9     # args {prefix, start?, limit} -> {keys, stamps, more, corrupt} payload [values]
+    RECORD_SCAN = 9     # args {prefix, start?, limit, heads?} -> {keys, stamps, more, corrupt}
+    #                     payload [values, or only their first `head` bytes with heads=True]
     STATS = 10          # args {}                     -> {node_id, shards, records, ...}
 
 

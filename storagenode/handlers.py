@@ -8,6 +8,7 @@ thread so that they never hold up the small requests behind them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from concurrent.futures import Executor
 from typing import Any, Awaitable, Callable, NamedTuple, Sequence
@@ -36,7 +37,9 @@ class Reply(NamedTuple):
     payload: Sequence[bytes | memoryview] = ()
 
 
-Handler = Callable[[wire.Message], Awaitable[Reply]]
+# A handler answers at once (a Reply) or returns an awaitable of one (it must wait: a commit, a
+# read on a reader thread). The server serves the first kind inline, without a task.
+Handler = Callable[[wire.Message], "Reply | Awaitable[Reply]"]
 
 
 def _key(args: dict[str, Any], name: str, max_len: int, *, optional: bool = False,
@@ -99,10 +102,10 @@ class Handlers:
     async def _in_reader(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
-    async def ping(self, msg: wire.Message) -> Reply:
+    def ping(self, msg: wire.Message) -> Reply:
         return Reply({"node_id": self._store.node_id, "time_ns": time.time_ns()})
 
-    async def stats(self, msg: wire.Message) -> Reply:
+    def stats(self, msg: wire.Message) -> Reply:
         stats = self._store.stats()
         stats.update(wire_version=wire.VERSION, write_batches=self._writer.batches,
                      write_ops=self._writer.ops)
@@ -118,18 +121,25 @@ class Handlers:
         await self._writer.submit(ShardPut(key, digest, data))
         return Reply({})
 
-    async def shard_get(self, msg: wire.Message) -> Reply:
+    def shard_get(self, msg: wire.Message) -> Reply | Awaitable[Reply]:
         key = _key(msg.args, "key", self._max_key)
         offset = _int(msg.args, "offset", 0, 0, 1 << 62)
         length = _int(msg.args, "length", None, 0, 1 << 62)
         stored_len = self._store.shard_stored_len(key)
         if stored_len is None:
             raise NotFoundError(f"no shard {key!r}")
+        if stored_len > INLINE_READ_MAX:
+            return self._shard_get_in_reader(key, offset, length)
+        return self._shard_reply(self._store.get_shard, key, offset, length)
+
+    async def _shard_get_in_reader(self, key: bytes, offset: int, length: int | None) -> Reply:
+        return await self._in_reader(self._shard_reply, self._store.get_shard, key, offset, length)
+
+    @staticmethod
+    def _shard_reply(get_shard: Callable[..., Any], key: bytes, offset: int,
+                     length: int | None) -> Reply:
         try:
-            if stored_len > INLINE_READ_MAX:
-                shard = await self._in_reader(self._store.get_shard, key, offset, length)
-            else:
-                shard = self._store.get_shard(key, offset, length)
+            shard = get_shard(key, offset, length)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         return Reply({"size": shard.size, "xxh": shard.digest}, [shard.data])
@@ -149,10 +159,18 @@ class Handlers:
         key = _key(msg.args, "key", self._max_key)
         stamp = _exact(msg.args, "stamp", layout.STAMP_SIZE)
         value = _one_frame(msg)
-        applied, winner = await self._writer.submit(RecordPut(key, stamp, value))
-        return Reply({"applied": applied, "stamp": winner})
+        head_len = _int(msg.args, "head", None, 0, len(value))
+        want_replaced = msg.args.get("replaced", False)
+        if not isinstance(want_replaced, bool):
+            raise BadRequest("replaced must be a boolean")
+        outcome = await self._writer.submit(RecordPut(key, stamp, value, head_len, want_replaced))
+        if outcome.replaced is None:
+            return Reply({"applied": outcome.applied, "stamp": outcome.stamp})
+        replaced_stamp, replaced_value = outcome.replaced
+        return Reply({"applied": outcome.applied, "stamp": outcome.stamp,
+                      "replaced_stamp": replaced_stamp}, [replaced_value])
 
-    async def record_get(self, msg: wire.Message) -> Reply:
+    def record_get(self, msg: wire.Message) -> Reply:
         key = _key(msg.args, "key", self._max_key)
         stamp, value = self._store.get_record(key)
         return Reply({"stamp": stamp}, [value])
@@ -165,7 +183,11 @@ class Handlers:
 
     async def record_scan(self, msg: wire.Message) -> Reply:
         prefix, start, limit = self._scan_args(msg.args)
-        page = await self._in_reader(self._store.scan_records, prefix, start, limit)
+        heads = msg.args.get("heads", False)
+        if not isinstance(heads, bool):
+            raise BadRequest("heads must be a boolean")
+        page = await self._in_reader(functools.partial(self._store.scan_records, prefix, start,
+                                                       limit, heads=heads))
         return Reply({"keys": page.keys, "stamps": page.stamps, "more": page.more,
                       "corrupt": page.corrupt}, page.values)
 

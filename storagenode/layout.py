@@ -1,7 +1,13 @@
-"""On-disk value formats of the storage node, version 1.
+"""On-disk value formats of the storage node.
 
-Shard value:   version (1 byte) | xxh3_128 of data (16 bytes) | data
-Record value:  version (1 byte) | stamp (16 bytes) | xxh3_64 of stamp+value (8 bytes) | value
+Shard value:      version 1 (1 byte) | xxh3_128 of data (16 bytes) | data
+Record value v2:  version 2 (1 byte) | stamp (16 bytes) | xxh3_64 of the rest (8 bytes)
+                  | head length (4 bytes) | value
+Record value v1:  version 1 (1 byte) | stamp (16 bytes) | xxh3_64 of stamp+value (8 bytes) | value
+                  (still read: its head is the whole value)
+
+A record's head is a prefix of its value that its writer marked as enough for listings (an
+object's size and ETag, not its inline bytes): scans may return heads only.
 
 The shard digest is the one the sender computed before the bytes crossed the network, so it
 covers the data end to end. A value whose version byte is unknown is treated as corrupt: it was
@@ -14,12 +20,15 @@ from typing import NamedTuple
 
 import xxhash
 
-VALUE_VERSION = 1
+VALUE_VERSION = 1                  # shards
+RECORD_VERSION = 2
 STAMP_SIZE = 16
 SHARD_DIGEST_SIZE = 16
 SHARD_HEADER_SIZE = 1 + SHARD_DIGEST_SIZE
-RECORD_HEADER_SIZE = 1 + STAMP_SIZE + 8
+RECORD_HEADER_SIZE_V1 = 1 + STAMP_SIZE + 8
+RECORD_HEADER_SIZE = RECORD_HEADER_SIZE_V1 + 4
 _RECORD_CHECK = struct.Struct(">Q")
+_HEAD_LEN = struct.Struct(">I")
 
 
 class CorruptValue(ValueError):
@@ -55,26 +64,43 @@ def stored_shard_size(stored_len: int) -> int:
     return max(stored_len - SHARD_HEADER_SIZE, 0)
 
 
-def _record_check(stamp: bytes | memoryview, value: bytes | memoryview) -> bytes:
+def _record_check(stamp: bytes | memoryview, *parts: bytes | memoryview) -> bytes:
     h = xxhash.xxh3_64()
     h.update(stamp)
-    h.update(value)
+    for part in parts:
+        h.update(part)
     return _RECORD_CHECK.pack(h.intdigest())
 
 
-def encode_record(stamp: bytes, value: bytes | memoryview) -> bytes:
+def encode_record(stamp: bytes, value: bytes | memoryview, head_len: int | None = None) -> bytes:
+    """A record value; head_len (default: the whole value) bounds what a heads-only scan returns."""
     if len(stamp) != STAMP_SIZE:
         raise ValueError(f"a stamp is {STAMP_SIZE} bytes, got {len(stamp)}")
-    return b"".join((bytes((VALUE_VERSION,)), stamp, _record_check(stamp, value), value))
+    head_len = len(value) if head_len is None else head_len
+    if not 0 <= head_len <= len(value):
+        raise ValueError(f"head length {head_len} outside the {len(value)}-byte value")
+    head = _HEAD_LEN.pack(head_len)
+    return b"".join((bytes((RECORD_VERSION,)), stamp, _record_check(stamp, head, value), head,
+                     value))
 
 
-def decode_record(stored: bytes | memoryview) -> tuple[bytes, bytes]:
-    """(stamp, value) of a stored record, checked."""
+def decode_record(stored: bytes | memoryview, *, head_only: bool = False) -> tuple[bytes, bytes]:
+    """(stamp, value) of a stored record, checked in full; with head_only, the value's head."""
     view = memoryview(stored)
-    if len(view) < RECORD_HEADER_SIZE or view[0] != VALUE_VERSION:
-        raise CorruptValue("bad record header")
-    stamp = view[1:1 + STAMP_SIZE]
-    value = view[RECORD_HEADER_SIZE:]
-    if _record_check(stamp, value) != view[1 + STAMP_SIZE:RECORD_HEADER_SIZE]:
-        raise CorruptValue("record does not match its xxh3_64")
-    return bytes(stamp), bytes(value)
+    if len(view) >= RECORD_HEADER_SIZE and view[0] == RECORD_VERSION:
+        stamp = view[1:1 + STAMP_SIZE]
+        rest = view[RECORD_HEADER_SIZE_V1:]
+        if _record_check(stamp, rest) != view[1 + STAMP_SIZE:RECORD_HEADER_SIZE_V1]:
+            raise CorruptValue("record does not match its xxh3_64")
+        (head_len,) = _HEAD_LEN.unpack(rest[:4])
+        value = rest[4:]
+        if head_len > len(value):
+            raise CorruptValue("record head longer than its value")
+        return bytes(stamp), bytes(value[:head_len] if head_only else value)
+    if len(view) >= RECORD_HEADER_SIZE_V1 and view[0] == 1:
+        stamp = view[1:1 + STAMP_SIZE]
+        value = view[RECORD_HEADER_SIZE_V1:]
+        if _record_check(stamp, value) != view[1 + STAMP_SIZE:RECORD_HEADER_SIZE_V1]:
+            raise CorruptValue("record does not match its xxh3_64")
+        return bytes(stamp), bytes(value)
+    raise CorruptValue("bad record header")

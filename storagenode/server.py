@@ -1,7 +1,8 @@
 """The storage-node process: a zmq ROUTER socket in front of the store.
 
-Every request becomes its own task, so slow requests (a commit, a big read) never delay the ones
-behind them; replies carry the request id and may leave in any order. Exceptions become statuses
+A request that can be answered at once is answered inline; one that must wait (a commit, a big
+read) becomes its own task, so it never delays the requests behind it; replies carry the request
+id and may leave in any order. Exceptions become statuses
 here and nowhere else, and no message - however malformed - can stop the receive loop.
 
 Resources are opened in `serve` and closed in reverse order when it is cancelled: the socket
@@ -16,16 +17,16 @@ import logging
 import signal
 import struct
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 import zmq
-import zmq.asyncio
-from zmq.auth.asyncio import AsyncioAuthenticator
+from zmq.auth.thread import ThreadAuthenticator
 
 from common import keys, wire
 from common.nodeconfig import NodeConfig
+from common.zmqio import LoopSocket
 from storagenode.groupcommit import GroupCommitter
-from storagenode.handlers import BadRequest, ChecksumMismatch, Handler, Handlers
+from storagenode.handlers import BadRequest, ChecksumMismatch, Handler, Handlers, Reply
 from storagenode.store import CorruptError, FullError, NotFoundError, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -53,83 +54,99 @@ def status_of(exc: BaseException) -> wire.Status:
 
 
 class NodeServer:
-    """Receive loop and per-request tasks over one bound ROUTER socket."""
+    """Receive loop over one bound ROUTER socket. A handler that answers at once (a record read,
+    a small shard read) is served inline, without a task; one that must wait (a commit, a big
+    read) becomes a task, and its reply leaves whenever it is ready."""
 
-    def __init__(self, sock: zmq.asyncio.Socket, table: dict[int, Handler]) -> None:
+    def __init__(self, sock: zmq.Socket, table: dict[int, Handler]) -> None:
         self._sock = sock
         self._table = table
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tasks: set[asyncio.Task] = set()
+        self._io: LoopSocket | None = None
 
     async def run(self) -> None:
         """Serve until cancelled, then give in-flight requests SHUTDOWN_GRACE to finish."""
+        self._io = LoopSocket(self._sock, self._on_request)
         try:
-            while True:
-                await self._slots.acquire()
-                try:
-                    frames = await self._sock.recv_multipart(copy=False)
-                except BaseException:
-                    self._slots.release()
-                    raise
-                task = asyncio.create_task(self._handle(frames))
-                self._tasks.add(task)
-                task.add_done_callback(self._finished)
+            await asyncio.get_running_loop().create_future()     # until cancelled
         finally:
+            self._io.pause_reading()
             if self._tasks:
                 _, pending = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE)
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
+            self._io.close()
 
-    def _finished(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
-
-    async def _handle(self, frames: Sequence[zmq.Frame]) -> None:
+    def _on_request(self, frames: Sequence[zmq.Frame]) -> None:
         try:
-            await self._serve_one(frames[0].bytes, frames[1:])
+            self._serve_one(frames[0].bytes, frames[1:])
         except Exception:   # e.g. a reply that cannot be encoded: log it, keep serving
             log.exception("request from peer %s not served", frames[0].bytes.hex())
 
-    async def _serve_one(self, identity: bytes, body: Sequence[zmq.Frame]) -> None:
+    def _serve_one(self, identity: bytes, body: Sequence[zmq.Frame]) -> None:
         try:
             msg = wire.decode(body)
         except wire.WireError as exc:
             request_id = _readable_request_id(body)
             log.warning("malformed message from peer %s: %s", identity.hex(), exc)
             if request_id is not None:
-                await self._reply(identity, wire.Status.BAD_REQUEST, request_id, {"error": str(exc)})
+                self._reply(identity, wire.Status.BAD_REQUEST, request_id, {"error": str(exc)})
             return
         if msg.version != wire.VERSION:
-            await self._reply(identity, wire.Status.UNSUPPORTED_VERSION, msg.request_id,
-                              {"error": f"wire version {msg.version} is not supported",
-                               "version": wire.VERSION})
+            self._reply(identity, wire.Status.UNSUPPORTED_VERSION, msg.request_id,
+                        {"error": f"wire version {msg.version} is not supported",
+                         "version": wire.VERSION})
             return
         handler = self._table.get(msg.code)
         if handler is None:
-            await self._reply(identity, wire.Status.BAD_REQUEST, msg.request_id,
-                              {"error": f"unknown op {msg.code}"})
+            self._reply(identity, wire.Status.BAD_REQUEST, msg.request_id,
+                        {"error": f"unknown op {msg.code}"})
             return
         try:
-            reply = await handler(msg)
+            outcome = handler(msg)
         except Exception as exc:
-            status = status_of(exc)
-            if status is wire.Status.INTERNAL:
-                log.exception("%s request %d failed", _op_name(msg.code), msg.request_id)
-            elif status is not wire.Status.NOT_FOUND:
-                log.info("%s request %d: %s: %s", _op_name(msg.code), msg.request_id,
-                         status.name, exc)
-            await self._reply(identity, status, msg.request_id, {"error": str(exc)})
+            self._reply_error(identity, msg, exc)
             return
-        await self._reply(identity, wire.Status.OK, msg.request_id, reply.args, reply.payload)
+        if isinstance(outcome, Reply):
+            self._reply(identity, wire.Status.OK, msg.request_id, outcome.args, outcome.payload)
+            return
+        task = asyncio.ensure_future(self._finish(identity, msg, outcome))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        if len(self._tasks) >= MAX_IN_FLIGHT:   # beyond it, zmq's queues push back on clients
+            self._io.pause_reading()
 
-    async def _reply(self, identity: bytes, status: wire.Status, request_id: int,
-                     args: dict, payload: Sequence[bytes | memoryview] = ()) -> None:
+    def _finished(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if len(self._tasks) < MAX_IN_FLIGHT:
+            self._io.resume_reading()
+
+    async def _finish(self, identity: bytes, msg: wire.Message, pending: Awaitable[Reply]) -> None:
+        try:
+            reply = await pending
+        except Exception as exc:
+            self._reply_error(identity, msg, exc)
+            return
+        self._reply(identity, wire.Status.OK, msg.request_id, reply.args, reply.payload)
+
+    def _reply_error(self, identity: bytes, msg: wire.Message, exc: Exception) -> None:
+        status = status_of(exc)
+        if status is wire.Status.INTERNAL:
+            log.error("%s request %d failed", _op_name(msg.code), msg.request_id, exc_info=exc)
+        elif status is not wire.Status.NOT_FOUND:
+            log.info("%s request %d: %s: %s", _op_name(msg.code), msg.request_id,
+                     status.name, exc)
+        self._reply(identity, status, msg.request_id, {"error": str(exc)})
+
+    def _reply(self, identity: bytes, status: wire.Status, request_id: int,
+               args: dict, payload: Sequence[bytes | memoryview] = ()) -> None:
         frames = [identity, *wire.encode(status, request_id, args, payload)]
         try:
             # ROUTER never blocks: a reply to a peer that has gone (or whose queue is full) is
             # dropped, and that peer's own timeout covers it.
-            await self._sock.send_multipart(frames, copy=False)
+            if not self._io.try_send(frames):
+                log.warning("reply to request %d dropped: peer queue full", request_id)
         except zmq.ZMQError as exc:
             log.warning("reply to request %d not sent: %s", request_id, exc)
 
@@ -172,12 +189,12 @@ async def serve(config: NodeConfig, *, ready: Callable[[str], None] | None = Non
         writer = await stack.enter_async_context(GroupCommitter(store, config.group_commit_max))
         readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="lmdb-reader")
         stack.callback(readers.shutdown, wait=True)
-        ctx = zmq.asyncio.Context()
+        ctx = zmq.Context()
         stack.callback(ctx.term)
         if config.keys_dir is not None:
             # ZAP: only clients whose public key is in authorized/ complete the handshake; the
-            # others are never answered.
-            auth = AsyncioAuthenticator(ctx)
+            # others are never answered. (It runs on its own thread: handshakes are rare.)
+            auth = ThreadAuthenticator(ctx)
             auth.start()
             stack.callback(auth.stop)
             auth.configure_curve(domain="*", location=str(keys.authorized_dir(config.keys_dir)))

@@ -27,7 +27,7 @@ from storagenode.writeops import WriteOp
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1          # of the environment: which named dbs exist, layout.VALUE_VERSION values
+FORMAT_VERSION = 1          # of the environment: which named dbs exist (values carry their own)
 _FORMAT = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _PAGE = 4096
@@ -230,9 +230,11 @@ class Store:
                 raise CorruptError(f"record {key!r}: {exc}") from None
 
     def scan_records(self, prefix: bytes, start: bytes | None, limit: int,
-                     max_bytes: int = 16 << 20) -> RecordPage:
+                     max_bytes: int = 16 << 20, *, heads: bool = False) -> RecordPage:
         """Up to `limit` records under prefix from start, ascending, stopping early (more=True)
-        once `max_bytes` of values are collected. Corrupt records are listed by key only."""
+        once `max_bytes` of values are collected. Corrupt records are listed by key only.
+        With heads, each value is cut to its head (see layout); every record is still checked
+        in full."""
         page = RecordPage()
         total = 0
         with self._reading() as txn:
@@ -241,7 +243,7 @@ class Store:
                     page.more = True
                     break
                 try:
-                    stamp, value = layout.decode_record(stored)
+                    stamp, value = layout.decode_record(stored, head_only=heads)
                 except layout.CorruptValue as exc:
                     log.error("corrupt record %r: %s", key, exc)
                     page.corrupt.append(key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Mapping, NamedTuple, Protocol
 
 import lmdb
 
@@ -55,28 +55,40 @@ class ShardDelete:
         return f"shard delete {_short(self.key)}"
 
 
+class PutOutcome(NamedTuple):
+    applied: bool
+    stamp: bytes                                   # the stamp the register holds now
+    replaced: tuple[bytes, bytes] | None = None    # (stamp, value) it replaced, if asked for
+
+
 @dataclass(frozen=True, eq=False)
 class RecordPut:
     """Last-writer-wins: applied only if the stamp is strictly newer (bytewise) than the stored
-    one. Returns (applied, winning stamp); an equal stamp is an idempotent no-op."""
+    one; an equal stamp is an idempotent no-op. With want_replaced, the outcome carries the
+    record the put replaced, so a writer that did not read first can still retire it."""
     key: bytes
     stamp: bytes
     value: bytes | memoryview
+    head_len: int | None = None       # None: the whole value is its head
+    want_replaced: bool = False
     frees_space = False
 
-    def apply(self, txn: lmdb.Transaction, dbs: Mapping[str, lmdb._Database]
-              ) -> tuple[bool, bytes]:
+    def apply(self, txn: lmdb.Transaction, dbs: Mapping[str, lmdb._Database]) -> PutOutcome:
         stored = txn.get(self.key, db=dbs["records"])
+        replaced = None
         if stored is not None:
             try:
-                current, _ = layout.decode_record(stored)
+                current, value = layout.decode_record(stored)
             except layout.CorruptValue:
                 log.warning("replacing corrupt record %s", _short(self.key))
             else:
                 if self.stamp <= current:
-                    return False, current
-        txn.put(self.key, layout.encode_record(self.stamp, self.value), db=dbs["records"])
-        return True, self.stamp
+                    return PutOutcome(False, current)
+                if self.want_replaced:
+                    replaced = (current, value)
+        txn.put(self.key, layout.encode_record(self.stamp, self.value, self.head_len),
+                db=dbs["records"])
+        return PutOutcome(True, self.stamp, replaced)
 
     def __str__(self) -> str:
         return f"record put {_short(self.key)} ({len(self.value)} bytes)"

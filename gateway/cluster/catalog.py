@@ -15,7 +15,8 @@ from typing import AsyncIterator
 from gateway.cluster.hlc import HybridClock
 from gateway.cluster.metastore import MetaStore, Versioned
 from gateway.cluster.records import (ACCESS_KEY_PREFIX, BUCKET_PREFIX, SYSTEM_PARTITION,
-                                     AccessKeyRecord, BucketRecord, ObjectRecord, access_key_key,
+                                     AccessKeyRecord, BucketRecord, ObjectHead, ObjectRecord,
+                                     access_key_key,
                                      bucket_key, bucket_partition, object_key,
                                      object_key_is_hashed, object_key_stem, object_prefix)
 
@@ -133,10 +134,25 @@ class Catalog:
                              previous)
         return stamp
 
+    async def commit_object_unread(self, bucket: str, key: str, rec: ObjectRecord
+                                   ) -> StoredObject | None:
+        """The commit point of a write that did not read the object first (an unconditional
+        PUT): one round of messages instead of two. Returns the version it replaced, if any,
+        so that its data can be retired."""
+        if object_key_is_hashed(bucket, key):
+            rec = replace(rec, key=key)
+        _, replaced = await self._meta.put_unread(bucket_partition(bucket), object_key(bucket, key),
+                                                  rec.encode(), self._clock.stamp_after)
+        if replaced is None:
+            return None
+        old = ObjectRecord.decode(replaced.value)
+        return StoredObject(old, replaced.stamp)
+
     async def scan_objects(self, bucket: str, prefix: str, start_after: str | None,
-                           limit: int) -> tuple[list[tuple[str, ObjectRecord]], bool]:
+                           limit: int) -> tuple[list[tuple[str, ObjectHead]], bool]:
         """One page of live objects with keys > start_after, in key (UTF-8 byte) order; `more`
-        if the scan stopped early. Tombstones are skipped (and do not count toward limit)."""
+        if the scan stopped early. Tombstones are skipped (and do not count toward limit).
+        Only the records' heads are read: what a listing shows, not inline bytes or parts."""
         base = object_prefix(bucket)
         stem = object_key_stem(bucket)
         want = prefix.encode("utf-8", "surrogateescape")
@@ -147,7 +163,7 @@ class Catalog:
         if after is not None:
             resume = base + after + b"\x00" if len(after) <= stem else base + after[:stem]
             start = max(start, resume)
-        out: list[tuple[str, ObjectRecord]] = []
+        out: list[tuple[str, ObjectHead]] = []
         records = self._object_records(bucket, scan_prefix, start, min(SCAN_PAGE, limit + 16))
         async with aclosing(records):
             async for key, rec in records:
@@ -159,18 +175,18 @@ class Catalog:
         return out, False
 
     async def _object_records(self, bucket: str, scan_prefix: bytes, start: bytes, page_size: int
-                              ) -> AsyncIterator[tuple[bytes, ObjectRecord]]:
+                              ) -> AsyncIterator[tuple[bytes, ObjectHead]]:
         """(full key, record) from `start` on, in key order. Record keys longer than the stem
         that share it may be out of order (see records.object_key): each such run is sorted."""
         base = object_prefix(bucket)
         stem_end = len(base) + object_key_stem(bucket)
-        run: list[tuple[bytes, ObjectRecord]] = []
+        run: list[tuple[bytes, ObjectHead]] = []
         run_stem: bytes | None = None
         while True:
             page, more = await self._meta.scan(bucket_partition(bucket), scan_prefix, start,
-                                               page_size)
+                                               page_size, heads=True)
             for rkey, v in page:
-                rec = ObjectRecord.decode(v.value)
+                rec = ObjectHead.decode(v.value)
                 key = rkey[len(base):] if rec.key is None else rec.key.encode("utf-8", "surrogateescape")
                 if len(rkey) > stem_end and rkey[:stem_end] == run_stem:
                     run.append((key, rec))

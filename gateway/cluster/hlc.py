@@ -8,7 +8,9 @@ A stamp is 16 bytes, compared bytewise (the storage nodes do exactly that, see c
 Why not wall-clock time alone: a PUT that starts after another PUT completed must win even if its
 gateway's clock is behind. Before writing, the gateway reads the current record from a read quorum
 (which intersects the write quorum of any completed write) and `observe`s its stamp, so the stamp
-it then issues is strictly greater, whatever its own clock says.
+it then issues is strictly greater, whatever its own clock says. A write that does not read first
+(MetaStore.put_unread) gets the same guarantee afterwards: a replica holding a newer stamp
+refuses it and names that stamp, and the write is made again after it.
 """
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
-from common.nodeclient import NodeError, NodePool, NotFound
+from common.nodeclient import NodeError, NodePool, NotFound, RecordPutOutcome
+from gateway.cluster.records import head_length
 from gateway.cluster.quorum import Quorums
 from gateway.s3.errors import ServiceUnavailable
 from ring.model import Ring
@@ -32,6 +33,9 @@ class Versioned:
 
 # A read quorum that has not answered within this many seconds asks the remaining replicas too.
 HEDGE_AFTER = 0.25
+# An unread write that keeps meeting newer stamps gives up after this many tries (each newer
+# stamp is a write that went through meanwhile: only a storm of writers to one key does this).
+MAX_RESTAMPS = 5
 
 
 async def first_answers(calls: dict[str, Callable[[], Awaitable]], needed: int, what: str,
@@ -143,6 +147,7 @@ class MetaStore:
                     log.info("read repair of %r on %s", key, ",".join(stale))
                     for n in stale:
                         self._spawn(self._pool[n].put_record(key, newest.stamp, newest.value,
+                                                             head=head_length(newest.value),
                                                              timeout=self._timeout))
 
         answers = await first_answers(calls, self._q.meta_read, "metadata read",
@@ -162,6 +167,46 @@ class MetaStore:
         `previous` was read, yet older than this one, loses its copy on the rolled-back replicas
         (it stays on the others): rare, as it takes a concurrent writer and more than m nodes
         failing at once."""
+        await self._put(partition, key, value, stamp, lambda node: previous)
+
+    async def put_unread(self, partition: bytes, key: bytes, value: bytes,
+                         stamp_after: Callable[[bytes | None], bytes]
+                         ) -> tuple[bytes, Versioned | None]:
+        """Write without reading the record first; returns (stamp written, newest version it
+        replaced). For writes that do not depend on the current value (an unconditional PUT).
+
+        The stamp comes from `stamp_after(None)`. Any write acknowledged before this one started
+        is on a write quorum, which intersects the W replicas this one waits for: if that write
+        carries a newer stamp (its gateway's clock runs ahead), one of them refuses with it, and
+        the write is made again with `stamp_after(that stamp)`, so it still comes out last. Each
+        replica reports what it replaced; a failed write is rolled back to exactly that."""
+        replaced: dict[str, Versioned] = {}
+        ours: set[bytes] = set()
+
+        def note(node: str, outcome: RecordPutOutcome) -> None:
+            if outcome.replaced is not None and outcome.replaced[0] not in ours:
+                replaced.setdefault(node, Versioned(*outcome.replaced))
+
+        newer: bytes | None = None
+        for _ in range(MAX_RESTAMPS):
+            stamp = stamp_after(newer)
+            ours.add(stamp)
+            answers = await self._put(partition, key, value, stamp, replaced.get, note)
+            refusals = [a.stamp for a in answers.values()
+                        if isinstance(a, RecordPutOutcome) and not a.applied and a.stamp > stamp]
+            if not refusals:
+                return stamp, max(replaced.values(), key=lambda v: v.stamp, default=None)
+            newer = max(refusals)
+            log.info("write of %r met a newer stamp: written again after it", key)
+        raise ServiceUnavailable(f"metadata write of {key!r} kept meeting newer writes")
+
+    async def _put(self, partition: bytes, key: bytes, value: bytes, stamp: bytes,
+                   restore: Callable[[str], Versioned | None],
+                   note: Callable[[str, RecordPutOutcome], None] | None = None
+                   ) -> dict[str, object]:
+        """Put on every replica, return once W answered; if W cannot answer, roll each replica
+        that applied the write back to `restore(node)` and raise ServiceUnavailable. With
+        `note`, replicas are asked for the record they replaced and each outcome is passed on."""
         nodes = self.replicas(partition)
         down = [n for n in nodes if self._pool.is_suspect(n)]
         if len(nodes) - len(down) < self._q.meta_write:   # known out of reach: write nothing
@@ -169,28 +214,38 @@ class MetaStore:
                                      f"replicas up, {self._q.meta_write} needed "
                                      f"(down: {', '.join(down)})")
         applied: list[str] = []
+        head = head_length(value)
 
-        async def put_one(node: str) -> tuple[bool, bytes]:
-            outcome = await self._pool[node].put_record(key, stamp, value, timeout=self._timeout)
-            if outcome[0]:
+        async def put_one(node: str) -> RecordPutOutcome:
+            outcome = await self._pool[node].put_record(key, stamp, value, head=head,
+                                                        want_replaced=note is not None,
+                                                        timeout=self._timeout)
+            if outcome.applied:
                 applied.append(node)
+            if note is not None:
+                note(node, outcome)
             return outcome
 
         try:
             answers = await first_answers({n: (lambda n=n: put_one(n)) for n in nodes}, self._q.meta_write,
                                           "metadata write", self._background)
         except ServiceUnavailable:
-            await self._roll_back(applied, key, stamp, previous)
+            await self._roll_back({n: restore(n) for n in applied}, key, stamp)
             raise
         if any(isinstance(a, NotFound) for a in answers.values()):
             raise ServiceUnavailable("metadata write: replica refused the record")
+        return answers
 
-    async def _roll_back(self, nodes: Sequence[str], key: bytes, stamp: bytes,
-                         previous: Versioned | None) -> None:
+    async def _roll_back(self, previous_of: dict[str, Versioned | None], key: bytes,
+                         stamp: bytes) -> None:
+        nodes = list(previous_of)
+
         async def undo(node: str) -> None:
             await self._pool[node].delete_record(key, stamp, timeout=self._timeout)
+            previous = previous_of[node]
             if previous is not None:
                 await self._pool[node].put_record(key, previous.stamp, previous.value,
+                                                  head=head_length(previous.value),
                                                   timeout=self._timeout)
         results = await asyncio.gather(*(undo(n) for n in nodes), return_exceptions=True)
         failed = [n for n, r in zip(nodes, results) if isinstance(r, BaseException)]
@@ -198,8 +253,8 @@ class MetaStore:
                     ",".join(n for n in nodes if n not in failed) or "no replica",
                     f" (not on {','.join(failed)})" if failed else "")
 
-    async def scan(self, partition: bytes, prefix: bytes, start: bytes | None, limit: int
-                   ) -> tuple[list[tuple[bytes, Versioned]], bool]:
+    async def scan(self, partition: bytes, prefix: bytes, start: bytes | None, limit: int, *,
+                   heads: bool = False) -> tuple[list[tuple[bytes, Versioned]], bool]:
         """Merged, newest-wins page of records with keys >= start under prefix.
 
         Each replica returns at most `limit` keys. A key beyond the last key of a replica that
@@ -208,19 +263,22 @@ class MetaStore:
 
         A replica's page also covers the keys it found corrupt (listed apart, not as items). When
         every key up to the boundary was such a key, the scan goes on from the boundary rather
-        than return an empty page that callers would take for the end."""
+        than return an empty page that callers would take for the end.
+
+        With heads, values are only their heads (records.head_length)."""
         while True:
-            ordered, boundary = await self._scan_page(partition, prefix, start, limit)
+            ordered, boundary = await self._scan_page(partition, prefix, start, limit, heads)
             if ordered or boundary is None:
                 return ordered, boundary is not None
             start = boundary + b"\x00"
 
-    async def _scan_page(self, partition: bytes, prefix: bytes, start: bytes | None, limit: int
-                         ) -> tuple[list[tuple[bytes, Versioned]], bytes | None]:
+    async def _scan_page(self, partition: bytes, prefix: bytes, start: bytes | None, limit: int,
+                         heads: bool) -> tuple[list[tuple[bytes, Versioned]], bytes | None]:
         """The merged page and its boundary (None: no replica has more)."""
         nodes = self._read_order(partition)
         calls = {n: (lambda n=n: self._pool[n].scan_records(prefix, start=start, limit=limit,
-                                                            timeout=self._timeout)) for n in nodes}
+                                                            heads=heads, timeout=self._timeout))
+                 for n in nodes}
         answers = await first_answers(calls, self._q.meta_read, "metadata scan", self._background,
                                       start=self._q.meta_read, hedge_after=HEDGE_AFTER)
         pages = [a for a in answers.values() if not isinstance(a, NotFound)]

@@ -3,6 +3,11 @@
 Storage nodes see records as opaque (key, stamp, value) last-writer-wins registers. Only the
 gateway (and the CLI through it) interprets the values, encoded as msgpack maps with "v": 1.
 
+A value's head is its first msgpack object (head_length), and a node can return heads alone to
+a scan. Object records (format 2) use that: the head holds what a listing shows (size, ETag,
+time), a second map holds the rest (inline bytes, data placement, parts, headers), so listing a
+bucket of small objects does not carry their bytes.
+
 Placement (see docs/architecture.md, "Metadata"):
 - Object records are partitioned by bucket: every object record of bucket B lives on the replicas
   of ring partition hash(b"bucket/" + B). A listing is therefore a range scan on one replica set.
@@ -17,6 +22,7 @@ from typing import Any
 import msgpack
 
 RECORD_FORMAT = 1
+OBJECT_FORMAT = 2        # head map + tail map; format 1 (one map) is still read
 SYSTEM_PARTITION = b"system"
 
 BUCKET_PREFIX = b"bkt/"
@@ -87,14 +93,28 @@ def pack(kind: str, body: dict[str, Any]) -> bytes:
     return msgpack.packb({"v": RECORD_FORMAT, "t": kind, **body}, use_bin_type=True)
 
 
-def unpack(raw: bytes, kind: str) -> dict[str, Any]:
+def unpack(raw: bytes, kind: str, formats: tuple[int, ...] = (RECORD_FORMAT,)) -> dict[str, Any]:
+    """The value's first map (its head), checked for kind and format."""
     try:
         body = msgpack.unpackb(raw, raw=False)
+    except msgpack.ExtraData as extra:       # a head followed by more maps
+        body = extra.unpacked
     except Exception as exc:
         raise RecordFormatError(f"undecodable {kind} record: {exc}") from exc
-    if not isinstance(body, dict) or body.get("v") != RECORD_FORMAT or body.get("t") != kind:
+    if not isinstance(body, dict) or body.get("v") not in formats or body.get("t") != kind:
         raise RecordFormatError(f"unsupported {kind} record format: {body.get('v') if isinstance(body, dict) else '?'}")
     return body
+
+
+def head_length(value: bytes) -> int:
+    """Bytes of value that make its head: its first msgpack object."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(value), 1024))
+    unpacker.feed(value)
+    try:
+        unpacker.skip()
+    except Exception:
+        return len(value)               # not msgpack: all of it
+    return unpacker.tell()
 
 
 @dataclass(frozen=True)
@@ -161,14 +181,28 @@ class ObjectRecord:
     key: str | None = None                                   # the full key, if object_key hashed it
 
     def encode(self) -> bytes:
-        body = asdict(self)
-        body["data"] = _ref_body(self.data)
-        body["parts"] = [p.body() for p in self.parts]
-        return pack("obj", body)
+        head = {"v": OBJECT_FORMAT, "t": "obj", "size": self.size, "etag": self.etag,
+                "mtime_ns": self.mtime_ns, "content_type": self.content_type,
+                "checksums": self.checksums, "deleted": self.deleted, "key": self.key}
+        tail = {"headers": self.headers, "user_meta": self.user_meta, "inline": self.inline,
+                "data": _ref_body(self.data), "parts": [p.body() for p in self.parts]}
+        return msgpack.packb(head, use_bin_type=True) + msgpack.packb(tail, use_bin_type=True)
 
     @classmethod
     def decode(cls, raw: bytes) -> "ObjectRecord":
-        body = unpack(raw, "obj")
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(raw), 1024))
+        unpacker.feed(raw)
+        try:
+            body = next(unpacker)
+            tail = next(unpacker, None)
+        except Exception as exc:
+            raise RecordFormatError(f"undecodable obj record: {exc}") from exc
+        if not isinstance(body, dict) or body.get("t") != "obj" or body.get("v") not in (1, 2):
+            raise RecordFormatError("unsupported obj record format")
+        if body["v"] == OBJECT_FORMAT:
+            if not isinstance(tail, dict):
+                raise RecordFormatError("obj record without its tail (a head was decoded as whole)")
+            body.update(tail)
         body.pop("v"), body.pop("t")
         data = _ref_from(body.pop("data", None))
         parts = tuple(PartRef.from_body(p) for p in body.pop("parts", ()))
@@ -184,6 +218,26 @@ class ObjectRecord:
     @classmethod
     def tombstone(cls, mtime_ns: int) -> "ObjectRecord":
         return cls(size=0, etag="", mtime_ns=mtime_ns, deleted=True)
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """What a listing needs of an object: decoded from a record's head (or a whole record)."""
+    size: int
+    etag: str
+    mtime_ns: int
+    content_type: str = "binary/octet-stream"
+    checksums: dict[str, str] = field(default_factory=dict)
+    deleted: bool = False
+    key: str | None = None
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "ObjectHead":
+        body = unpack(raw, "obj", (1, OBJECT_FORMAT))
+        return cls(size=body["size"], etag=body["etag"], mtime_ns=body["mtime_ns"],
+                   content_type=body.get("content_type", "binary/octet-stream"),
+                   checksums=body.get("checksums", {}), deleted=body.get("deleted", False),
+                   key=body.get("key"))
 
 
 @dataclass(frozen=True)

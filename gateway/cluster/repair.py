@@ -22,7 +22,7 @@ from common.nodeclient import NodeError, NodePool
 from gateway.cluster.catalog import Catalog
 from gateway.cluster.metastore import MetaStore
 from gateway.cluster.records import (SYSTEM_PARTITION, DataRef, ObjectRecord, bucket_partition,
-                                     object_prefix, shard_key)
+                                     head_length, object_prefix, shard_key)
 
 log = logging.getLogger("cairn.repair")
 
@@ -114,7 +114,8 @@ async def sync_records(meta: MetaStore, pool: NodePool, partition: bytes, prefix
         for node in pages:
             for key, (stamp, value) in newest.items():
                 if held[node].get(key, b"") < stamp:
-                    await pool[node].put_record(key, stamp, value, timeout=timeout)
+                    await pool[node].put_record(key, stamp, value, head=head_length(value),
+                                                timeout=timeout)
                     report.records_repaired += 1
         if bound is None:
             return

@@ -68,11 +68,13 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
                                        streaming_allowed=True)
     check_length(request, reader, ctx.services.config.max_object_size)
     digests = BodyDigests.from_headers(request.headers)
-    # Reading the current record first orders this write after every write completed before it
-    # started (its stamp will be greater) and lets a conditional PUT fail before any upload.
-    _, found = await ctx.bucket_and_object(WRITE)
     conditional = "If-None-Match" in request.headers or "If-Match" in request.headers
-    check_write_conditions(request.headers, etag_of(found))
+    found = None
+    if conditional:   # fail before any upload if the condition already fails
+        _, found = await ctx.bucket_and_object(WRITE)
+        check_write_conditions(request.headers, etag_of(found))
+    else:             # the commit learns what it replaces (Catalog.commit_object_unread)
+        await ctx.bucket_record(WRITE)
     size, inline, ref = await store_body(ctx, reader, digests)
     try:
         etag, checksums = digests.finish(reader.trailers)
@@ -83,7 +85,9 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
         if conditional:  # the body took time: check again right before the commit point
             found = await catalog.get_object(ctx.bucket, ctx.key)
             check_write_conditions(request.headers, etag_of(found))
-        await catalog.commit_object(ctx.bucket, ctx.key, rec, found)
+            await catalog.commit_object(ctx.bucket, ctx.key, rec, found)
+        else:
+            found = await catalog.commit_object_unread(ctx.bucket, ctx.key, rec)
     except BaseException:
         if ref is not None:
             ctx.services.data.forget(ref, -(-size // ref.stripe_size))

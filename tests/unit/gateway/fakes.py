@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from common.nodeclient import (DEFAULT_TIMEOUT, SUSPECT_SECONDS, BadRequest, Corrupt, NodeError,
-                               NodeTimeout, NodeUnavailable, NotFound, RecordPage)
+                               NodeTimeout, NodeUnavailable, NotFound, RecordPage,
+                               RecordPutOutcome)
 from gateway.cluster.catalog import Catalog
 from gateway.cluster.datapath import DataPath
 from gateway.cluster.hlc import HybridClock
@@ -53,6 +54,7 @@ class FakeNodeClient:
         self.address = f"fake://{node_id}"
         self.timeout = timeout
         self.records: dict[bytes, tuple[bytes, bytes]] = {}   # key -> (stamp, value)
+        self.heads: dict[bytes, int] = {}                     # key -> head length, if not all
         self.shards: dict[bytes, bytes] = {}
         self.calls: list[tuple[str, bytes]] = []               # (op, key or prefix), in order
         self._on_outcome = on_outcome
@@ -86,8 +88,12 @@ class FakeNodeClient:
             raise KeyError(f"{self.name} holds no record {key!r}")
         self._corrupt_records.add(key)
 
-    def hold(self, key: bytes, stamp: bytes, value: bytes) -> None:
+    def hold(self, key: bytes, stamp: bytes, value: bytes, head: int | None = None) -> None:
         self.records[key] = (bytes(stamp), bytes(value))
+        if head is None:
+            self.heads.pop(key, None)
+        else:
+            self.heads[key] = head
         self._corrupt_records.discard(key)
 
     # ---- the NodeClient surface ---------------------------------------------------------------
@@ -134,14 +140,16 @@ class FakeNodeClient:
         keys, more = _scan(self.shards, prefix, start, limit)
         return [(k, len(self.shards[k])) for k in keys], more
 
-    async def put_record(self, key: bytes, stamp: bytes, value: bytes, *,
-                         timeout: float | None = None) -> tuple[bool, bytes]:
+    async def put_record(self, key: bytes, stamp: bytes, value: bytes, *, head: int | None = None,
+                         want_replaced: bool = False,
+                         timeout: float | None = None) -> RecordPutOutcome:
         await self._enter("put_record", key, timeout)
         current = self.records.get(key)
         if current is not None and key not in self._corrupt_records and stamp <= current[0]:
-            return False, current[0]
-        self.hold(key, stamp, value)
-        return True, bytes(stamp)
+            return RecordPutOutcome(False, current[0])
+        replaced = current if want_replaced and key not in self._corrupt_records else None
+        self.hold(key, stamp, value, head)
+        return RecordPutOutcome(True, bytes(stamp), replaced)
 
     async def get_record(self, key: bytes, *, timeout: float | None = None) -> tuple[bytes, bytes]:
         await self._enter("get_record", key, timeout)
@@ -164,11 +172,12 @@ class FakeNodeClient:
         return True
 
     async def scan_records(self, prefix: bytes, start: bytes | None = None, limit: int = 1000, *,
-                           timeout: float | None = None) -> RecordPage:
+                           heads: bool = False, timeout: float | None = None) -> RecordPage:
         await self._enter("scan_records", prefix, timeout)
         cap = limit if self.scan_cap is None else min(limit, self.scan_cap)
         keys, more = _scan(self.records, prefix, start, cap)
-        items = [(k, *self.records[k]) for k in keys if k not in self._corrupt_records]
+        items = [(k, s, v[:self.heads.get(k, len(v))] if heads else v)
+                 for k in keys if k not in self._corrupt_records for s, v in (self.records[k],)]
         return RecordPage(items, more, [k for k in keys if k in self._corrupt_records])
 
     # ---- machinery ----------------------------------------------------------------------------

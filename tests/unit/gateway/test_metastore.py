@@ -179,6 +179,50 @@ async def test_an_older_stamp_never_overwrites_a_newer_one(cluster) -> None:
     assert await cluster.meta.get(PART, KEY) == Versioned(stamp(5), b"newer")
 
 
+# ---- put_unread: a write that does not read first ----------------------------------------------
+def stamps_from(*numbers: int):
+    """A stamp_after that issues the given stamps in turn, each after what it was shown."""
+    issued = iter(numbers)
+    shown: list[bytes | None] = []
+
+    def stamp_after(newer: bytes | None) -> bytes:
+        shown.append(newer)
+        n = next(issued)
+        assert newer is None or stamp(n) > newer
+        return stamp(n)
+    stamp_after.shown = shown
+    return stamp_after
+
+
+async def test_put_unread_returns_the_version_it_replaced(cluster) -> None:
+    assert await cluster.meta.put_unread(PART, KEY, b"one", stamps_from(1)) == (stamp(1), None)
+    written, replaced = await cluster.meta.put_unread(PART, KEY, b"two", stamps_from(2))
+    assert (written, replaced) == (stamp(2), Versioned(stamp(1), b"one"))
+    assert {op for n in cluster.replicas(PART) for op, _ in n.calls} == {"put_record"}  # no read
+    assert await cluster.meta.get(PART, KEY) == Versioned(stamp(2), b"two")
+
+
+async def test_put_unread_behind_a_newer_stamp_is_made_again_after_it(cluster) -> None:
+    # A write acknowledged through a gateway whose clock runs ahead: stamp 50.
+    await cluster.meta.put(PART, KEY, b"ahead", stamp(50))
+    stamp_after = stamps_from(3, 51)       # this gateway's clock says 3
+    written, replaced = await cluster.meta.put_unread(PART, KEY, b"later", stamp_after)
+    assert stamp_after.shown == [None, stamp(50)]
+    assert written == stamp(51) and replaced == Versioned(stamp(50), b"ahead")
+    assert await cluster.meta.get(PART, KEY) == Versioned(stamp(51), b"later")
+
+
+async def test_put_unread_without_a_quorum_rolls_each_replica_back_to_what_it_held(cluster) -> None:
+    replicas = cluster.replicas(PART)
+    for i, node in enumerate(replicas):       # the replicas disagree (one is stale)
+        node.hold(KEY, stamp(1 if i == 5 else 2), b"v1" if i == 5 else b"v2")
+    for node in replicas[:3]:
+        node.fail(NodeUnavailable)
+    with pytest.raises(ServiceUnavailable, match="metadata write"):
+        await cluster.meta.put_unread(PART, KEY, b"new", stamps_from(9))
+    assert [n.records[KEY] for n in replicas[3:]] == [(stamp(2), b"v2")] * 2 + [(stamp(1), b"v1")]
+
+
 # ---- scan ---------------------------------------------------------------------------------------
 PREFIX = b"obj/b/"
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from gateway.cluster import records
 from gateway.cluster.records import (RECORD_FORMAT, RECORD_KEY_MAX, AccessKeyRecord, BucketRecord,
-                                     DataRef, ObjectRecord, PartRef, RecordFormatError,
-                                     UploadRecord, decode_part, encode_part, object_key,
+                                     DataRef, ObjectHead, ObjectRecord, PartRef, RecordFormatError,
+                                     UploadRecord, decode_part, encode_part, head_length, object_key,
                                      object_key_is_hashed, object_key_stem, object_prefix,
                                      part_key, shard_key, upload_key)
 
@@ -81,9 +81,12 @@ def test_upload_and_part_records_round_trip() -> None:
 
 
 def _with(raw: bytes, **changes) -> bytes:
-    body = msgpack.unpackb(raw, raw=False)
+    """raw with its head map changed (a tail after it is kept)."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(raw)
+    body = next(unpacker)
     body.update(changes)
-    return msgpack.packb(body, use_bin_type=True)
+    return msgpack.packb(body, use_bin_type=True) + raw[unpacker.tell():]
 
 
 @pytest.mark.parametrize("decode,raw", [
@@ -95,7 +98,7 @@ def _with(raw: bytes, **changes) -> bytes:
 ])
 def test_unknown_format_version_or_kind_is_refused(decode, raw: bytes) -> None:
     decode(raw)  # the genuine article decodes
-    for bad in (_with(raw, v=RECORD_FORMAT + 1), _with(raw, v=None), _with(raw, t="zzz")):
+    for bad in (_with(raw, v=99), _with(raw, v=None), _with(raw, t="zzz")):
         with pytest.raises(RecordFormatError):
             decode(bad)
     with pytest.raises(RecordFormatError):
@@ -152,3 +155,35 @@ def test_verbatim_object_keys_sort_in_s3_order(a: str, b: str) -> None:
 
 def test_bucket_partitions_differ_per_bucket() -> None:
     assert records.bucket_partition("a") != records.bucket_partition("b")
+
+
+def test_an_object_record_head_is_what_a_listing_needs_and_no_more() -> None:
+    rec = ObjectRecord(size=5, etag="e" * 32, mtime_ns=7, content_type="text/plain",
+                       headers={"Cache-Control": "no-cache"}, user_meta={"m": "v"},
+                       checksums={"CRC32": "AAAAAA=="}, inline=b"x" * 4000, key="k")
+    raw = rec.encode()
+    head = raw[:head_length(raw)]
+    assert len(head) < 200 and b"x" * 100 not in head and b"no-cache" not in head
+    expected = ObjectHead(size=5, etag="e" * 32, mtime_ns=7, content_type="text/plain",
+                          checksums={"CRC32": "AAAAAA=="}, key="k")
+    assert ObjectHead.decode(head) == ObjectHead.decode(raw) == expected
+    assert ObjectRecord.decode(raw) == rec
+    with pytest.raises(RecordFormatError):        # a head alone is never taken for the record
+        ObjectRecord.decode(head)
+
+
+def test_format_1_object_records_still_decode() -> None:
+    body = {"v": 1, "t": "obj", "size": 3, "etag": "e", "mtime_ns": 1, "content_type": "a/b",
+            "headers": {}, "user_meta": {}, "checksums": {}, "inline": b"abc", "data": None,
+            "deleted": False, "parts": [], "key": None}
+    raw = msgpack.packb(body, use_bin_type=True)
+    assert ObjectRecord.decode(raw) == ObjectRecord(size=3, etag="e", mtime_ns=1,
+                                                    content_type="a/b", inline=b"abc")
+    assert head_length(raw) == len(raw)
+    assert ObjectHead.decode(raw).size == 3
+
+
+def test_head_length_of_single_map_records_is_the_whole_value() -> None:
+    raw = BucketRecord(name="b", owner="o", created_ns=0).encode()
+    assert head_length(raw) == len(raw)
+    assert head_length(b"\xc1 not msgpack") == len(b"\xc1 not msgpack")

@@ -48,7 +48,7 @@ async def test_concurrent_writes_are_batched_up_to_the_maximum(store):
             assert any(op in batch for batch in batches)     # committed before acknowledged
             return result
         results = await asyncio.gather(*(put(op) for op in ops))
-    assert results == [(True, stamp(1))] * 100
+    assert results == [(True, stamp(1), None)] * 100
     assert sum(len(b) for b in batches) == 100
     assert max(len(b) for b in batches) == 8
     assert len(batches) <= 100 // 8 + 2
@@ -64,7 +64,7 @@ async def test_one_op_that_does_not_fit_fails_alone(store):
             writer.submit(ShardPut(b"huge", xxhash.xxh3_128_digest(huge), huge)),
             writer.submit(RecordPut(b"b", stamp(1), b"2")),
             return_exceptions=True)
-    assert results[0] == results[2] == (True, stamp(1))
+    assert results[0] == results[2] == (True, stamp(1), None)
     assert isinstance(results[1], FullError)
 
 
@@ -73,5 +73,5 @@ async def test_leaving_commits_what_is_queued(store):
         pending = [asyncio.ensure_future(writer.submit(RecordPut(b"q%d" % i, stamp(1), b"x")))
                    for i in range(20)]
         await asyncio.sleep(0)                                # queued, not yet committed
-    assert [p.result() for p in pending] == [(True, stamp(1))] * 20
+    assert [p.result() for p in pending] == [(True, stamp(1), None)] * 20
     assert store.scan_records(b"q", None, 100).keys == sorted(b"q%d" % i for i in range(20))

@@ -73,9 +73,9 @@ async def test_every_op_round_trips(node):
         with pytest.raises(NotFound):
             await c.get_shard(b"s1")
 
-        assert await c.put_record(b"r1", stamp(2), b"two") == (True, stamp(2))
-        assert await c.put_record(b"r1", stamp(1), b"one") == (False, stamp(2))
-        assert await c.put_record(b"r2", stamp(1), b"") == (True, stamp(1))
+        assert await c.put_record(b"r1", stamp(2), b"two") == (True, stamp(2), None)
+        assert await c.put_record(b"r1", stamp(1), b"one") == (False, stamp(2), None)
+        assert await c.put_record(b"r2", stamp(1), b"") == (True, stamp(1), None)
         assert await c.get_record(b"r1") == (stamp(2), b"two")
         items, more = await c.scan_records(b"r", limit=1)
         assert (items, more) == ([(b"r1", stamp(2), b"two")], True)
@@ -146,6 +146,28 @@ async def test_large_shards_are_served_from_a_reader_thread(node):
         await c.put_shard(b"big", data)
         got = await asyncio.gather(c.get_shard(b"big"), c.get_shard(b"big", 1 * MiB, 10))
         assert got == [data, data[MiB:MiB + 10]]
+
+
+async def test_record_heads_travel_through_put_and_scan(node):
+    async with NodeClient(node[1]) as c:
+        await c.put_record(b"h/a", stamp(1), b"HEADtail", head=4)
+        await c.put_record(b"h/b", stamp(1), b"whole")
+        heads = await c.scan_records(b"h/", heads=True)
+        assert [(k, v) for k, _, v in heads.items] == [(b"h/a", b"HEAD"), (b"h/b", b"whole")]
+        full = await c.scan_records(b"h/")
+        assert [v for _, _, v in full.items] == [b"HEADtail", b"whole"]
+        assert await c.get_record(b"h/a") == (stamp(1), b"HEADtail")
+        with pytest.raises(BadRequest, match="head"):
+            await c.put_record(b"h/c", stamp(1), b"ab", head=3)
+
+
+async def test_a_put_can_return_the_record_it_replaced(node):
+    async with NodeClient(node[1]) as c:
+        assert await c.put_record(b"w", stamp(1), b"one", want_replaced=True) == (True, stamp(1), None)
+        assert await c.put_record(b"w", stamp(3), b"three", want_replaced=True) == (
+            True, stamp(3), (stamp(1), b"one"))
+        assert await c.put_record(b"w", stamp(2), b"two", want_replaced=True) == (
+            False, stamp(3), None)                    # refused: nothing replaced
 
 
 async def test_shutdown_closes_the_store(tmp_path):

@@ -58,15 +58,37 @@ def test_shard_round_trip_and_ranges(store):
 
 def test_values_on_disk_carry_version_and_checksum(tmp_path):
     with open_store(tmp_path / "db") as s:
-        s.write_batch([put_shard(b"s", b"payload"), RecordPut(b"r", stamp(5), b"value")])
+        s.write_batch([put_shard(b"s", b"payload"), RecordPut(b"r", stamp(5), b"value", 2)])
     env = raw_env(tmp_path / "db")
     with env.begin() as txn:
         shard = txn.get(b"s", db=env.open_db(b"shards", txn=txn, create=False))
         record = txn.get(b"r", db=env.open_db(b"records", txn=txn, create=False))
     env.close()
     assert shard == b"\x01" + xxhash.xxh3_128_digest(b"payload") + b"payload"
+    head = struct.pack(">I", 2)
+    check = struct.pack(">Q", xxhash.xxh3_64_intdigest(stamp(5) + head + b"value"))
+    assert record == b"\x02" + stamp(5) + check + head + b"value"
+
+
+def test_version_1_records_are_still_read(tmp_path):
     check = struct.pack(">Q", xxhash.xxh3_64_intdigest(stamp(5) + b"value"))
-    assert record == b"\x01" + stamp(5) + check + b"value"
+    v1 = b"\x01" + stamp(5) + check + b"value"
+    assert layout.decode_record(v1) == (stamp(5), b"value")
+    assert layout.decode_record(v1, head_only=True) == (stamp(5), b"value")
+    with pytest.raises(layout.CorruptValue):
+        layout.decode_record(v1[:-1] + b"x")
+
+
+def test_a_heads_scan_returns_each_record_cut_to_its_head(tmp_path):
+    with open_store(tmp_path / "db") as s:
+        s.write_batch([RecordPut(b"p/a", stamp(1), b"HEADtail", 4),
+                       RecordPut(b"p/b", stamp(2), b"whole")])
+        page = s.scan_records(b"p/", None, 10, heads=True)
+        assert page.values == [b"HEAD", b"whole"] and page.stamps == [stamp(1), stamp(2)]
+        assert s.scan_records(b"p/", None, 10).values == [b"HEADtail", b"whole"]
+        assert s.get_record(b"p/a") == (stamp(1), b"HEADtail")
+        with pytest.raises(ValueError):
+            s.write_batch([RecordPut(b"p/c", stamp(3), b"ab", 3)])
 
 
 @pytest.mark.parametrize("position", [0, 1, 16, 17, 500])   # version, digest, first/middle data
@@ -106,19 +128,19 @@ def test_damaged_record_is_reported_and_replaceable(tmp_path):
         # A conditional delete cannot compare stamps, so it keeps the record ...
         assert s.write_batch([RecordDelete(b"b", stamp(100))]) == [(True, False)]
         # ... and any put replaces it, whatever its stamp.
-        assert s.write_batch([RecordPut(b"b", stamp(2), b"new")]) == [(True, stamp(2))]
+        assert s.write_batch([RecordPut(b"b", stamp(2), b"new")]) == [(True, stamp(2), None)]
         assert s.get_record(b"b") == (stamp(2), b"new")
 
 
 def test_last_writer_wins(store):
-    assert store.write_batch([RecordPut(b"k", stamp(5), b"five")]) == [(True, stamp(5))]
-    assert store.write_batch([RecordPut(b"k", stamp(3), b"three")]) == [(False, stamp(5))]
-    assert store.write_batch([RecordPut(b"k", stamp(5), b"other")]) == [(False, stamp(5))]
+    assert store.write_batch([RecordPut(b"k", stamp(5), b"five")]) == [(True, stamp(5), None)]
+    assert store.write_batch([RecordPut(b"k", stamp(3), b"three")]) == [(False, stamp(5), None)]
+    assert store.write_batch([RecordPut(b"k", stamp(5), b"other")]) == [(False, stamp(5), None)]
     assert store.get_record(b"k") == (stamp(5), b"five")
     # Within one batch the ops apply in order.
     assert store.write_batch([RecordPut(b"k", stamp(7), b"seven"),
-                              RecordPut(b"k", stamp(6), b"six")]) == [(True, stamp(7)),
-                                                                      (False, stamp(7))]
+                              RecordPut(b"k", stamp(6), b"six")]) == [(True, stamp(7), None),
+                                                                      (False, stamp(7), None)]
     assert store.get_record(b"k") == (stamp(7), b"seven")
     # Bytewise comparison: the high byte decides.
     assert store.write_batch([RecordPut(b"k", b"\x01" + bytes(15), b"hi")])[0][0] is True
@@ -182,7 +204,7 @@ def test_map_grows_then_full_fails_only_what_does_not_fit(tmp_path):
         outcomes = s.write_batch([put_shard(b"small", b"s" * 1000),
                                   put_shard(b"huge", b"h" * 5 * MiB),
                                   RecordPut(b"rec", stamp(1), b"r")])
-        assert outcomes[0] is None and outcomes[2] == (True, stamp(1))
+        assert outcomes[0] is None and outcomes[2] == (True, stamp(1), None)
         assert isinstance(outcomes[1], FullError) and "full" in str(outcomes[1])
         # Fill it up with 256 KiB shards until FULL.
         stored = []
@@ -231,7 +253,7 @@ def test_a_failing_op_does_not_fail_its_batch(store):
     too_long = b"k" * (store.max_key_size + 1)
     outcomes = store.write_batch([put_shard(b"ok", b"1"), put_shard(too_long, b"2"),
                                   RecordPut(b"r", stamp(1), b"3")])
-    assert outcomes[0] is None and outcomes[2] == (True, stamp(1))
+    assert outcomes[0] is None and outcomes[2] == (True, stamp(1), None)
     assert isinstance(outcomes[1], StoreError)
     assert store.get_shard(b"ok").data == b"1"
 
@@ -242,7 +264,7 @@ def test_layout_rejects_unknown_value_version():
     with pytest.raises(layout.CorruptValue):
         layout.open_shard(b"\x02" + good[1:])
     with pytest.raises(layout.CorruptValue):
-        layout.decode_record(b"\x02" + layout.encode_record(stamp(1), b"v")[1:])
+        layout.decode_record(b"\x07" + layout.encode_record(stamp(1), b"v")[1:])
     with pytest.raises(layout.CorruptValue):
         layout.open_shard(b"\x01short")
 
