@@ -149,9 +149,8 @@ class NodeClient:
         try:
             configure_client_socket(sock, self._keys)
             sock.connect(self.address)
-            # Replies are copied out of zmq at once: cheaper than a Frame for small ones, and
-            # a shard's bytes would be copied into a bytes object later anyway.
-            self._io = LoopSocket(sock, self._on_reply, copy=True)
+            # Frames, not copies: a shard's bytes reach the HTTP response without one.
+            self._io = LoopSocket(sock, self._on_reply)
         except BaseException:
             sock.close(linger=0)
             raise
@@ -181,16 +180,17 @@ class NodeClient:
                          [data], timeout=timeout)
 
     async def get_shard(self, key: bytes, offset: int = 0, length: int | None = None, *,
-                        timeout: float | None = None) -> bytes:
-        """The shard's bytes [offset, offset+length); the node checks the whole shard first
-        (Corrupt), and a whole-shard read is checked again here (ChecksumMismatch)."""
+                        timeout: float | None = None) -> memoryview:
+        """The shard's bytes [offset, offset+length), as a read-only view of the received
+        message (no copy); the node checks the whole shard first (Corrupt), and a whole-shard
+        read is checked again here (ChecksumMismatch)."""
         args: dict[str, Any] = {"key": key}
         if offset:
             args["offset"] = offset
         if length is not None:
             args["length"] = length
         reply = await self._call(wire.Op.SHARD_GET, args, timeout=timeout)
-        data = _payload(reply, 0)
+        data = _payload_view(reply, 0)
         if offset == 0 and len(data) == reply.args.get("size"):
             if xxhash.xxh3_128_digest(data) != reply.args.get("xxh"):
                 raise ChecksumMismatch(f"{self.name}: shard {key!r} damaged in transit")
@@ -372,6 +372,13 @@ def _payload(reply: wire.Message, index: int) -> bytes:
         raise BadRequest(f"reply {reply.request_id} lacks payload frame {index}")
     frame = reply.payload[index]
     return frame.bytes if isinstance(frame, zmq.Frame) else bytes(frame)
+
+
+def _payload_view(reply: wire.Message, index: int) -> memoryview:
+    if len(reply.payload) <= index:
+        raise BadRequest(f"reply {reply.request_id} lacks payload frame {index}")
+    frame = reply.payload[index]
+    return frame.buffer if isinstance(frame, zmq.Frame) else memoryview(frame)
 
 
 def _scan_args(prefix: bytes, start: bytes | None, limit: int) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from storagenode.groupcommit import GroupCommitter
 from storagenode.store import NotFoundError, Store
 from storagenode.writeops import RecordDelete, RecordPut, ShardDelete, ShardPut
 
-INLINE_READ_MAX = 256 << 10     # bigger shards are read (and hashed) on a reader thread
+# Bigger shards are read (and hashed) on a reader thread. A 4 MiB stripe's shards (1 MiB) are
+# served inline: reading and hashing one costs ~0.1 ms, less than the hop to a thread.
+INLINE_READ_MAX = (1 << 20) + (64 << 10)
 SCAN_LIMIT_MAX = 10_000
 SCAN_LIMIT_DEFAULT = 1000
 

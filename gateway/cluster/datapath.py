@@ -219,7 +219,7 @@ class DataPath:
 
     # ---- read ------------------------------------------------------------------------------
     async def read_extents(self, extents: Sequence[PartRef], first: int, last: int
-                           ) -> AsyncIterator[bytes]:
+                           ) -> AsyncIterator[bytes | memoryview]:
         """Bytes first..last of an object made of one or more pieces (multipart parts)."""
         offset = 0
         for ext in extents:
@@ -238,8 +238,10 @@ class DataPath:
                 finally:
                     await stream.aclose()
 
-    async def read(self, ref: DataRef, size: int, first: int, last: int) -> AsyncIterator[bytes]:
-        """Yield the bytes first..last (inclusive) of the object, stripe by stripe, prefetching."""
+    async def read(self, ref: DataRef, size: int, first: int, last: int
+                   ) -> AsyncIterator[bytes | memoryview]:
+        """Yield the bytes first..last (inclusive) of the object, stripe by stripe (a piece per
+        shard, not joined: no copy), prefetching."""
         plan = stripes.stripes_for_range(first, last, size, ref.stripe_size)
         ahead: collections.deque[asyncio.Task] = collections.deque()
         it = iter(plan)
@@ -249,16 +251,19 @@ class DataPath:
                 if len(ahead) >= self._read_window:
                     break
             while ahead:
-                chunk = await ahead.popleft()
+                pieces = await ahead.popleft()
                 nxt = next(it, None)
                 if nxt is not None:
                     ahead.append(asyncio.ensure_future(self._read_stripe(ref, size, *nxt)))
-                yield chunk
+                for piece in pieces:
+                    if len(piece):
+                        yield piece
         finally:
             for t in ahead:
                 t.cancel()
 
-    async def _read_stripe(self, ref: DataRef, size: int, stripe_no: int, start: int, end: int) -> bytes:
+    async def _read_stripe(self, ref: DataRef, size: int, stripe_no: int, start: int, end: int
+                           ) -> list[bytes | memoryview]:
         slen = stripes.stripe_len(stripe_no, size, ref.stripe_size)
         code = self.code(ref.k, ref.m)
         ranges = stripes.data_shard_ranges(slen, ref.k, start, end)
@@ -274,7 +279,7 @@ class DataPath:
                 for t in tasks:
                     t.cancel()
             if not pending and not any(t.exception() for t in tasks):
-                return b"".join(t.result() for t in tasks)
+                return [t.result() for t in tasks]
             for (i, _, _), t in zip(ranges, tasks):
                 if t.done() and not t.cancelled() and t.exception() is not None:
                     if not isinstance(t.exception(), (NodeError, asyncio.TimeoutError)):
@@ -282,7 +287,7 @@ class DataPath:
                     self._report(ref, stripe_no, i, t.exception())
                     failed.add(i)
         data = await self._decode_stripe(ref, code, stripe_no, slen, skip=failed)
-        return data[start:end]
+        return [memoryview(data)[start:end]]
 
     async def _decode_stripe(self, ref: DataRef, code: ErasureCode, stripe_no: int, slen: int,
                              skip: frozenset[int] | set[int] = frozenset()) -> bytes:

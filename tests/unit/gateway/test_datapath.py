@@ -293,7 +293,7 @@ async def test_read_extents_stops_cleanly_when_abandoned(cluster) -> None:
     ref = await write(cluster, data)
     stream = cluster.data.read_extents([PartRef(1, len(data), "e", data=ref)], 0, len(data) - 1)
     first = await stream.__anext__()
-    assert first == data[:STRIPE]
+    assert 0 < len(first) <= STRIPE and first == data[:len(first)]   # a shard's piece
     await stream.aclose()
 
 
