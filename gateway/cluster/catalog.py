@@ -112,8 +112,11 @@ class Catalog:
         return await self._live_system_records(BUCKET_PREFIX, BucketRecord.decode)
 
     # ---- objects ----------------------------------------------------------------------------
-    async def get_object(self, bucket: str, key: str) -> StoredObject | None:
-        """The newest record, tombstones included (callers check .record.deleted)."""
+    async def get_object(self, bucket: str, key: str, *, incarnation: int | None = None
+                         ) -> StoredObject | None:
+        """The newest record, tombstones included (callers check .record.deleted). With the
+        bucket's incarnation (its created_ns), a record written into an earlier bucket of this
+        name reads as a tombstone (with its stamp, so a write still orders after it)."""
         found = await self._meta.get(bucket_partition(bucket), object_key(bucket, key))
         if found is None:
             return None
@@ -121,6 +124,8 @@ class Catalog:
         rec = ObjectRecord.decode(found.value)
         if rec.key is not None and rec.key != key:  # a hashed record key that is another key's
             return None
+        if incarnation is not None and not rec.belongs_to(incarnation):
+            rec = ObjectRecord.tombstone(rec.mtime_ns)
         return StoredObject(rec, found.stamp)
 
     async def commit_object(self, bucket: str, key: str, rec: ObjectRecord,
@@ -149,9 +154,11 @@ class Catalog:
         return StoredObject(old, replaced.stamp)
 
     async def scan_objects(self, bucket: str, prefix: str, start_after: str | None,
-                           limit: int) -> tuple[list[tuple[str, ObjectHead]], bool]:
+                           limit: int, *, incarnation: int | None = None
+                           ) -> tuple[list[tuple[str, ObjectHead]], bool]:
         """One page of live objects with keys > start_after, in key (UTF-8 byte) order; `more`
-        if the scan stopped early. Tombstones are skipped (and do not count toward limit).
+        if the scan stopped early. Tombstones (and, given the bucket's incarnation, records from
+        an earlier bucket of this name) are skipped and do not count toward limit.
         Only the records' heads are read: what a listing shows, not inline bytes or parts."""
         base = object_prefix(bucket)
         stem = object_key_stem(bucket)
@@ -167,7 +174,8 @@ class Catalog:
         records = self._object_records(bucket, scan_prefix, start, min(SCAN_PAGE, limit + 16))
         async with aclosing(records):
             async for key, rec in records:
-                if rec.deleted or not key.startswith(want) or (after is not None and key <= after):
+                if rec.deleted or (incarnation is not None and not rec.belongs_to(incarnation)) \
+                        or not key.startswith(want) or (after is not None and key <= after):
                     continue
                 out.append((key.decode("utf-8", "surrogateescape"), rec))
                 if len(out) >= limit:

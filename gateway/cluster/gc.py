@@ -40,17 +40,18 @@ class GcReport:
 
 
 async def referenced_data_ids(meta: MetaStore, catalog: Catalog) -> set[bytes]:
-    buckets = [b.name for b in await catalog.list_buckets()]
+    live = await catalog.list_buckets()
+    buckets = [b.name for b in live]
     refs: set[bytes] = set()
     for name in buckets:  # parts first: see the module docstring
         async for _, v in meta.scan_all(bucket_partition(name), PART_PREFIX + name.encode() + b"/"):
             part, deleted = decode_part(v.value)
             if not deleted and part.data is not None:
                 refs.add(part.data.data_id)
-    for name in buckets:
-        async for _, v in meta.scan_all(bucket_partition(name), object_prefix(name)):
+    for bucket in live:   # records of an earlier bucket of the same name refer to nothing
+        async for _, v in meta.scan_all(bucket_partition(bucket.name), object_prefix(bucket.name)):
             rec = ObjectRecord.decode(v.value)
-            if not rec.deleted:
+            if not rec.deleted and rec.belongs_to(bucket.created_ns):
                 refs.update(e.data.data_id for e in rec.extents() if e.data is not None)
     return refs
 

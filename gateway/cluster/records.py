@@ -179,11 +179,18 @@ class ObjectRecord:
     deleted: bool = False                                    # tombstone
     parts: tuple[PartRef, ...] = ()                          # multipart objects: bytes in parts
     key: str | None = None                                   # the full key, if object_key hashed it
+    # The created_ns of the bucket written into: a record left from an earlier bucket of the
+    # same name (deleted, then created again) is not the new bucket's. 0: from before this field.
+    bucket_ns: int = 0
+
+    def belongs_to(self, bucket_created_ns: int) -> bool:
+        return self.bucket_ns in (0, bucket_created_ns)
 
     def encode(self) -> bytes:
         head = {"v": OBJECT_FORMAT, "t": "obj", "size": self.size, "etag": self.etag,
                 "mtime_ns": self.mtime_ns, "content_type": self.content_type,
-                "checksums": self.checksums, "deleted": self.deleted, "key": self.key}
+                "checksums": self.checksums, "deleted": self.deleted, "key": self.key,
+                "bucket_ns": self.bucket_ns}
         tail = {"headers": self.headers, "user_meta": self.user_meta, "inline": self.inline,
                 "data": _ref_body(self.data), "parts": [p.body() for p in self.parts]}
         return msgpack.packb(head, use_bin_type=True) + msgpack.packb(tail, use_bin_type=True)
@@ -230,6 +237,9 @@ class ObjectHead:
     checksums: dict[str, str] = field(default_factory=dict)
     deleted: bool = False
     key: str | None = None
+    bucket_ns: int = 0
+
+    belongs_to = ObjectRecord.belongs_to
 
     @classmethod
     def decode(cls, raw: bytes) -> "ObjectHead":
@@ -237,7 +247,7 @@ class ObjectHead:
         return cls(size=body["size"], etag=body["etag"], mtime_ns=body["mtime_ns"],
                    content_type=body.get("content_type", "binary/octet-stream"),
                    checksums=body.get("checksums", {}), deleted=body.get("deleted", False),
-                   key=body.get("key"))
+                   key=body.get("key"), bucket_ns=body.get("bucket_ns", 0))
 
 
 @dataclass(frozen=True)

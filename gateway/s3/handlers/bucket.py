@@ -57,9 +57,10 @@ async def head_bucket(ctx: RequestContext) -> web.StreamResponse:
 
 
 async def delete_bucket(ctx: RequestContext) -> web.StreamResponse:
-    rec = await ctx.bucket_record(READ)
+    rec = await ctx.bucket_record(READ, fresh=True)   # the incarnation whose emptiness counts
     ctx.require_owner(rec)
-    objects, _ = await ctx.services.catalog.scan_objects(ctx.bucket, "", None, 1)
+    objects, _ = await ctx.services.catalog.scan_objects(ctx.bucket, "", None, 1,
+                                                         incarnation=rec.created_ns)
     if objects:
         raise errors.BucketNotEmpty(resource=f"/{ctx.bucket}", BucketName=ctx.bucket)
     await abort_all_uploads(ctx)  # uploads in progress do not keep a bucket alive in S3
@@ -88,7 +89,8 @@ async def get_bucket_versioning(ctx: RequestContext) -> web.StreamResponse:
 async def get_acl(ctx: RequestContext) -> web.StreamResponse:
     rec = await ctx.bucket_record(READ)
     if ctx.endpoint.op is Op.GetObjectAcl:
-        found = await ctx.services.catalog.get_object(ctx.bucket, ctx.key)
+        found = await ctx.services.catalog.get_object(ctx.bucket, ctx.key,
+                                                      incarnation=rec.created_ns)
         if found is None or found.record.deleted:
             raise errors.NoSuchKey(Key=ctx.key)
     return web.Response(body=acl_xml(rec.owner, rec.owner), headers=XML)
@@ -101,7 +103,8 @@ async def put_acl(ctx: RequestContext) -> web.StreamResponse:
     rec = await ctx.bucket_record(READ)
     ctx.require_owner(rec)
     if ctx.endpoint.op is Op.PutObjectAcl:
-        found = await ctx.services.catalog.get_object(ctx.bucket, ctx.key)
+        found = await ctx.services.catalog.get_object(ctx.bucket, ctx.key,
+                                                      incarnation=rec.created_ns)
         if found is None or found.record.deleted:
             raise errors.NoSuchKey(Key=ctx.key)
     acl = ctx.request.headers.get("x-amz-acl", "private")

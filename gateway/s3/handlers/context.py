@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.cluster.records import BucketRecord
+from gateway.cluster.catalog import StoredObject
+from gateway.cluster.records import BucketRecord, ObjectRecord
 from gateway.s3 import errors
 from gateway.s3.router import Endpoint
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from gateway.app import Services
 
 READ, WRITE = "read", "write"
-BUCKET_READ_CACHE_SECONDS = 1.0
+BUCKET_CACHE_SECONDS = 1.0
 
 
 @dataclass
@@ -25,6 +26,7 @@ class RequestContext:
     auth: Any                 # sigv4.AuthResult
     services: "Services"
     request_id: str
+    bucket_rec: BucketRecord | None = None     # set by bucket_record()
 
     @property
     def bucket(self) -> str:
@@ -44,14 +46,24 @@ class RequestContext:
     def params(self):
         return self.endpoint.params
 
-    async def bucket_record(self, need: str) -> BucketRecord:
-        # Reads may use a bucket record up to a second old; writes always read it afresh, so
-        # nothing is ever written into a bucket deleted through another gateway. A cached record
-        # that would deny access is re-read: a new grant works at once, a revoked one within 1 s.
+    @property
+    def incarnation(self) -> int:
+        """The request's bucket's created_ns (see bucket_record), which new object records
+        carry and old ones are checked against."""
+        assert self.bucket_rec is not None, "bucket_record() comes first"
+        return self.bucket_rec.created_ns
+
+    async def bucket_record(self, need: str, *, fresh: bool = False) -> BucketRecord:
+        """The bucket's record, permission checked. It may be up to BUCKET_CACHE_SECONDS old
+        (as MinIO's and RGW's bucket caches): a record that would deny access is re-read, so a
+        new grant works at once and a revoked one within that time. A write through a gateway
+        that has not yet seen the bucket deleted (and perhaps created again) lands in the old
+        bucket's incarnation: object records carry their bucket's created_ns, and the records of
+        an earlier incarnation are neither read nor listed (and `cairn gc` frees their data)."""
         catalog = self.services.catalog
         rec = None
-        if need == READ:
-            rec = await catalog.get_bucket(self.bucket, max_age=BUCKET_READ_CACHE_SECONDS)
+        if not fresh:
+            rec = await catalog.get_bucket(self.bucket, max_age=BUCKET_CACHE_SECONDS)
             if rec is not None and not may(rec, self.access_key, need):
                 rec = None
         if rec is None:
@@ -59,18 +71,23 @@ class RequestContext:
         if rec is None:
             raise errors.NoSuchBucket(resource=f"/{self.bucket}", BucketName=self.bucket)
         self.check_access(rec, need)
+        self.bucket_rec = rec
         return rec
 
     async def bucket_and_object(self, need: str, key: str | None = None):
         """The bucket record (permission checked) and the object's newest record, read
-        concurrently: two quorum reads for the latency of one."""
+        concurrently: two quorum reads for the latency of one. An object record from an earlier
+        bucket of this name reads as a tombstone (see bucket_record)."""
         found_task = asyncio.ensure_future(
             self.services.catalog.get_object(self.bucket, self.key if key is None else key))
         try:
             bucket = await self.bucket_record(need)
-            return bucket, await found_task
+            found = await found_task
         finally:
             found_task.cancel()
+        if found is not None and not found.record.belongs_to(bucket.created_ns):
+            found = StoredObject(ObjectRecord.tombstone(found.record.mtime_ns), found.stamp)
+        return bucket, found
 
     def check_access(self, rec: BucketRecord, need: str) -> None:
         if not may(rec, self.access_key, need):

@@ -48,7 +48,7 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
         raise errors.NoSuchBucket(resource=f"/{src_bucket}", BucketName=src_bucket)
     ctx.check_access(src_bucket_rec, READ)
     await ctx.bucket_record(WRITE)
-    src = await catalog.get_object(src_bucket, src_key)
+    src = await catalog.get_object(src_bucket, src_key, incarnation=src_bucket_rec.created_ns)
     if src_version not in (None, "null"):
         raise errors.NoSuchVersion(Key=src_key, VersionId=src_version)
     if src is None or src.record.deleted:
@@ -74,7 +74,8 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
         if storage_class is not None:
             stored = {**stored, "x-amz-storage-class": storage_class}
 
-    dest = src if same else await catalog.get_object(ctx.bucket, ctx.key)
+    dest = src if same else await catalog.get_object(ctx.bucket, ctx.key,
+                                                     incarnation=ctx.incarnation)
     check_write_conditions(headers, etag_of(dest))
     inline, ref, parts = rec.inline, rec.data, rec.parts
     etag, checksums = rec.etag, rec.checksums
@@ -94,7 +95,8 @@ async def copy_object(ctx: RequestContext) -> web.StreamResponse:
         etag, checksums = digests.finish()
     new = ObjectRecord(size=rec.size, etag=etag, mtime_ns=time.time_ns(),
                        content_type=content_type, headers=stored, user_meta=meta,
-                       checksums=checksums, inline=inline, data=ref, parts=parts)
+                       checksums=checksums, inline=inline, data=ref, parts=parts,
+                       bucket_ns=ctx.incarnation)
     try:
         await catalog.commit_object(ctx.bucket, ctx.key, new, dest)
     except BaseException:

@@ -46,14 +46,15 @@ def _skip_cursor(prefix: str, delimiter: str, marker: str | None) -> str | None:
 
 
 async def walk(catalog: Catalog, bucket: str, prefix: str, delimiter: str, marker: str | None,
-               max_keys: int, owner: str | None) -> Listing:
+               max_keys: int, owner: str | None, *, incarnation: int | None = None) -> Listing:
     entries: list[ObjectEntry] = []
     prefixes: list[str] = []
     cursor = _skip_cursor(prefix, delimiter, marker)
     last = None
     while len(entries) + len(prefixes) < max_keys:
         want = max_keys - len(entries) - len(prefixes)
-        page, more = await catalog.scan_objects(bucket, prefix, cursor, want)
+        page, more = await catalog.scan_objects(bucket, prefix, cursor, want,
+                                                incarnation=incarnation)
         if not page:
             return Listing(entries, prefixes, False, last)
         for key, rec in page:
@@ -75,7 +76,7 @@ async def walk(catalog: Catalog, bucket: str, prefix: str, delimiter: str, marke
                 return Listing(entries, prefixes, False, last)
     if max_keys == 0:
         return Listing(entries, prefixes, False, last)
-    probe, _ = await catalog.scan_objects(bucket, prefix, cursor, 1)
+    probe, _ = await catalog.scan_objects(bucket, prefix, cursor, 1, incarnation=incarnation)
     return Listing(entries, prefixes, bool(probe), last)
 
 
@@ -109,11 +110,12 @@ def _listing_params(ctx: RequestContext) -> tuple[str, str, int, str | None]:
 
 
 async def list_objects_v1(ctx: RequestContext) -> web.StreamResponse:
-    await ctx.bucket_record(READ)
+    bucket = await ctx.bucket_record(READ)
     prefix, delimiter, max_keys, encoding = _listing_params(ctx)
     marker = ctx.params.get("marker") or None
     result = await walk(ctx.services.catalog, ctx.bucket, prefix, delimiter, marker, max_keys,
-                        owner=ctx.access_key)
+                        owner=ctx.access_key,
+                        incarnation=bucket.created_ns)
     body = list_objects_v1_xml(
         bucket=ctx.bucket, prefix=prefix, marker=marker or "", delimiter=delimiter or None,
         max_keys=max_keys, is_truncated=result.truncated,
@@ -138,14 +140,15 @@ def _encode_token(cursor: str) -> str:
 
 
 async def list_objects_v2(ctx: RequestContext) -> web.StreamResponse:
-    await ctx.bucket_record(READ)
+    bucket = await ctx.bucket_record(READ)
     prefix, delimiter, max_keys, encoding = _listing_params(ctx)
     token = ctx.params.get("continuation-token")
     start_after = ctx.params.get("start-after") or None
     fetch_owner = ctx.params.get("fetch-owner", "false").lower() == "true"
     marker = _decode_token(token) if token else start_after
     result = await walk(ctx.services.catalog, ctx.bucket, prefix, delimiter, marker, max_keys,
-                        owner=ctx.access_key if fetch_owner else None)
+                        owner=ctx.access_key if fetch_owner else None,
+                        incarnation=bucket.created_ns)
     body = list_objects_v2_xml(
         bucket=ctx.bucket, prefix=prefix, delimiter=delimiter or None, max_keys=max_keys,
         is_truncated=result.truncated, key_count=len(result.entries) + len(result.prefixes),
@@ -158,11 +161,12 @@ async def list_objects_v2(ctx: RequestContext) -> web.StreamResponse:
 
 async def list_object_versions(ctx: RequestContext) -> web.StreamResponse:
     """Buckets are unversioned: every object is listed as its single version "null"."""
-    await ctx.bucket_record(READ)
+    bucket = await ctx.bucket_record(READ)
     prefix, delimiter, max_keys, encoding = _listing_params(ctx)
     key_marker = ctx.params.get("key-marker") or None
     result = await walk(ctx.services.catalog, ctx.bucket, prefix, delimiter, key_marker, max_keys,
-                        owner=ctx.access_key)
+                        owner=ctx.access_key,
+                        incarnation=bucket.created_ns)
     body = list_object_versions_xml(
         bucket=ctx.bucket, prefix=prefix, key_marker=key_marker or "",
         version_id_marker=ctx.params.get("version-id-marker", ""),

@@ -144,7 +144,7 @@ async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
     if src_bucket is None:
         raise errors.NoSuchBucket(BucketName=source.bucket)
     ctx.check_access(src_bucket, READ)
-    found = await catalog.get_object(source.bucket, source.key)
+    found = await catalog.get_object(source.bucket, source.key, incarnation=src_bucket.created_ns)
     if source.version_id not in (None, "null"):
         raise errors.NoSuchVersion(Key=source.key, VersionId=source.version_id)
     if found is None or found.record.deleted:
@@ -247,7 +247,7 @@ async def complete_upload(ctx: RequestContext) -> web.StreamResponse:
         rec, chosen = await _assemble(ctx, upload, wanted)
         _check_complete_headers(ctx.request.headers, upload, rec)
         catalog = ctx.services.catalog
-        found = await catalog.get_object(ctx.bucket, ctx.key)
+        found = await catalog.get_object(ctx.bucket, ctx.key, incarnation=ctx.incarnation)
         check_write_conditions(ctx.request.headers, etag_of(found))
     except errors.S3Error:
         await _set_state(ctx, upload, upload.state)  # the client may fix its list and try again
@@ -287,7 +287,7 @@ async def _assemble(ctx: RequestContext, upload: UploadRecord, wanted: list[tupl
     rec = ObjectRecord(size=sum(p.size for p in chosen), etag=etag, mtime_ns=time.time_ns(),
                        content_type=upload.content_type, headers=upload.headers,
                        user_meta=upload.user_meta, checksums=object_checksums(upload, chosen),
-                       parts=tuple(chosen))
+                       parts=tuple(chosen), bucket_ns=ctx.incarnation)
     return rec, chosen
 
 

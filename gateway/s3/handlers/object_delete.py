@@ -21,7 +21,7 @@ DELETE_CONCURRENCY = 16
 
 async def delete_key(ctx: RequestContext, key: str) -> None:
     catalog = ctx.services.catalog
-    found = await catalog.get_object(ctx.bucket, key)
+    found = await catalog.get_object(ctx.bucket, key, incarnation=ctx.incarnation)
     if found is None or found.record.deleted:
         return  # deleting what is not there succeeds, as in S3
     tomb = ObjectRecord.tombstone(time.time_ns())

@@ -81,9 +81,9 @@ async def put_object(ctx: RequestContext) -> web.StreamResponse:
         rec = ObjectRecord(size=size, etag=etag, mtime_ns=catalog.clock.wall_ns(),
                            content_type=content_type,
                            headers=stored, user_meta=meta, checksums=checksums, inline=inline,
-                           data=ref)
+                           data=ref, bucket_ns=ctx.incarnation)
         if conditional:  # the body took time: check again right before the commit point
-            found = await catalog.get_object(ctx.bucket, ctx.key)
+            found = await catalog.get_object(ctx.bucket, ctx.key, incarnation=ctx.incarnation)
             check_write_conditions(request.headers, etag_of(found))
             await catalog.commit_object(ctx.bucket, ctx.key, rec, found)
         else:

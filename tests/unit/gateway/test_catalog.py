@@ -138,6 +138,25 @@ async def test_long_keys_round_trip_and_never_alias(cluster) -> None:
     assert await cat.get_object("b", a) is None
 
 
+# ---- bucket incarnations ----------------------------------------------------------------------------
+async def test_records_of_an_earlier_bucket_of_the_same_name_are_not_this_ones(cluster) -> None:
+    cat = cluster.catalog
+    for key, bucket_ns in (("old", 100), ("new", 200), ("legacy", 0)):
+        await put(cat, "b", key, ObjectRecord(size=1, etag=key, mtime_ns=1, inline=b"x",
+                                              bucket_ns=bucket_ns))
+    found = await cat.get_object("b", "old", incarnation=200)
+    raw = await cat.get_object("b", "old")
+    assert found.record.deleted and found.stamp == raw.stamp     # a tombstone, same stamp
+    assert not (await cat.get_object("b", "new", incarnation=200)).record.deleted
+    assert not (await cat.get_object("b", "legacy", incarnation=200)).record.deleted
+    page, _ = await cat.scan_objects("b", "", None, 10, incarnation=200)
+    assert [k for k, _ in page] == ["legacy", "new"]
+    assert [k for k, _ in (await cat.scan_objects("b", "", None, 10))[0]] == ["legacy", "new", "old"]
+    # A write after the stale record still orders after it (its stamp was observed).
+    await cat.commit_object("b", "old", obj("again"), found)
+    assert (await cat.get_object("b", "old", incarnation=200)).record.etag == "again"
+
+
 # ---- scan_objects ---------------------------------------------------------------------------------
 async def test_scan_skips_tombstones_without_counting_them(cluster) -> None:
     cat = cluster.catalog

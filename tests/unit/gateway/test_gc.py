@@ -145,3 +145,12 @@ async def test_references_are_read_with_m_nodes_down() -> None:
             cluster.pool[name].fail(NodeUnavailable, ops={"get_record", "scan_records"})
         await collect_garbage(cluster.meta, cluster.catalog, cluster.pool, cluster.ring, grace=HOUR)
         assert holds(cluster, orphan.data_id) == 0 and holds(cluster, live.data_id) == 18
+
+
+async def test_records_of_an_earlier_bucket_of_the_same_name_keep_no_data(cluster) -> None:
+    kept = await write_object(cluster, "b1", "kept")
+    ghost = await write_object(cluster, "b1", "ghost")
+    rec = ObjectRecord(size=3 * STRIPE, etag="e", mtime_ns=1, data=ghost, bucket_ns=0xDEAD)
+    await cluster.catalog.commit_object("b1", "ghost", rec, await cluster.catalog.get_object("b1", "ghost"))
+    refs = await referenced_data_ids(cluster.meta, cluster.catalog)
+    assert kept.data_id in refs and ghost.data_id not in refs
