@@ -60,6 +60,6 @@ async def test_flipped_bytes_are_detected(node_cluster: NodeCluster) -> None:
         # Writing the good bytes again repairs both.
         await client.put_shard(b"victim", victim)
         assert await client.get_shard(b"victim") == victim
-        applied, _ = await client.put_record(b"rec/a-victim", stamp, record_value)
+        applied = (await client.put_record(b"rec/a-victim", stamp, record_value)).applied
         assert applied
         assert await client.get_record(b"rec/a-victim") == (stamp, record_value)

@@ -41,7 +41,7 @@ async def test_acknowledged_writes_survive_kill_9(node_cluster: NodeCluster) -> 
                         acks[0] += 1
                     else:
                         value = os.urandom(rng.randrange(1, 600))
-                        applied, winner = await client.put_record(record_key, stamp(i), value)
+                        applied, winner, _ = await client.put_record(record_key, stamp(i), value)
                         assert applied and winner == stamp(i)
                         records[record_key] = (stamp(i), value)
                         acks[0] += 1
