@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/s3.py                       # default matrix, both targets
     .venv/bin/python bench/s3.py --no-seaweedfs --sizes 4KiB --modes put --conc 1,16
+    .venv/bin/python bench/s3.py --no-curve            # adds a Cairn cluster without CurveZMQ
 
 Both servers run on this machine, bounded in time; the targets are interleaved cell by cell
 (bench/matrix.py), so both see the same machine noise: quote ratios from one run. SeaweedFS comes
@@ -90,14 +91,16 @@ def wait_url(url: str, timeout: float, proc: subprocess.Popen, ok=(200,)) -> Non
     raise SystemExit(f"timed out waiting for {url}")
 
 
-def start_cairn(work: Path, workers: int) -> tuple[subprocess.Popen, str, str, str]:
+def start_cairn(work: Path, workers: int, curve: bool = True
+                ) -> tuple[subprocess.Popen, str, str, str]:
+    work.mkdir(parents=True, exist_ok=True)
     data = work / "cairn-data"
     shutil.rmtree(data, ignore_errors=True)
     port = free_port()
     log = open(work / "cairn.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dev", "--data-dir", str(data),
                              "--port", str(port), "--node-base-port", str(free_port_block(8)),
-                             "--workers", str(workers)],
+                             "--workers", str(workers), *([] if curve else ["--no-curve"])],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     text = ""
@@ -156,14 +159,19 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway worker processes")
     ap.add_argument("--no-seaweedfs", action="store_true")
+    ap.add_argument("--no-curve", action="store_true",
+                    help="also measure a second Cairn cluster with plain TCP between gateway and nodes")
     ap.add_argument("--out", type=Path, default=HERE / "results-s3.json")
     ap.add_argument("rest", nargs="*", help="extra arguments for s3load.py (after --)")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
-    cairn = seaweed = None
+    cairn = plain = seaweed = None
     try:
         cairn, url, ak, sk = start_cairn(a.work, a.workers)
         targets = ["--target", f"cairn={url}@{ak}:{sk}"]
+        if a.no_curve:
+            plain, url, ak, sk = start_cairn(a.work / "plain", a.workers, curve=False)
+            targets += ["--target", f"cairn-nocurve={url}@{ak}:{sk}"]
         if not a.no_seaweedfs:
             seaweed, sw_url = start_seaweedfs(a.work)
             targets += ["--target", f"seaweedfs={sw_url}@benchkey:benchsecret"]
@@ -174,6 +182,7 @@ def main() -> int:
         return subprocess.run(cmd).returncode
     finally:
         stop(cairn)
+        stop(plain)
         stop(seaweed)
 
 

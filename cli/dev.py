@@ -80,13 +80,13 @@ def write_credentials(path: Path, access: str, secret: str) -> None:
     path.chmod(0o600)
 
 
-async def ensure_access_key(data_dir: Path) -> tuple[str, str]:
+async def ensure_access_key(data_dir: Path, keys_dir: Path | None) -> tuple[str, str]:
     creds_path = data_dir / "credentials"
     creds = read_credentials(creds_path) or admin.new_access_key()
     deadline = time.monotonic() + 30
     while True:
         try:
-            async with admin.open_catalog(data_dir / "ring.json", data_dir / "keys", timeout=2.0) as (cat, _, _):
+            async with admin.open_catalog(data_dir / "ring.json", keys_dir, timeout=2.0) as (cat, _, _):
                 existing = await cat.get_access_key(creds[0])
                 if existing is None:
                     await admin.create_key(cat, "dev", creds[0], creds[1])
@@ -120,6 +120,8 @@ def run_dev(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     keys_dir = data_dir / "keys"
     generate_cluster_keys(keys_dir)
+    # Without CURVE, nodes get no --keys (they accept any peer) and the gateway none either.
+    transport_keys = [] if args.no_curve else ["--keys", str(keys_dir)]
     ring = ensure_ring(data_dir, args)
     cli = [sys.executable, "-m", "cli.main"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -133,11 +135,12 @@ def run_dev(args: argparse.Namespace) -> int:
         for node in ring.nodes:
             procs.append(subprocess.Popen(
                 [*cli, "node", "--id", node.id, "--listen", node.address,
-                 "--data-dir", str(data_dir / "nodes" / node.id), "--keys", str(keys_dir),
+                 "--data-dir", str(data_dir / "nodes" / node.id), *transport_keys,
                  "--map-size-max", str(args.map_size_max)],
                 env=env, preexec_fn=_die_with_parent))
-        access, secret = asyncio.run(ensure_access_key(data_dir))
-        gw = [*cli, "gateway", "--ring", str(data_dir / "ring.json"), "--keys", str(keys_dir),
+        access, secret = asyncio.run(ensure_access_key(data_dir, None if args.no_curve else keys_dir))
+        gw = [*cli, "gateway", "--ring", str(data_dir / "ring.json"),
+              *(transport_keys or ["--no-curve"]),
               "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
         cafile = None
         if args.tls:
@@ -149,6 +152,9 @@ def run_dev(args: argparse.Namespace) -> int:
         endpoint = f"{scheme}://{args.host}:{args.port}"
         wait_http(f"{endpoint}/-/health/ready", 60, procs, cafile)
         print_banner(endpoint, access, secret, data_dir, cafile, ring)
+        if args.no_curve:
+            print("WARNING: gateway <-> node traffic is plain TCP (--no-curve): unauthenticated "
+                  "and unencrypted", flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("a cluster process exited; stopping the cluster", file=sys.stderr)

@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     dev.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed certificate")
     dev.add_argument("--map-size-max", type=_size, default=_size("64GiB"))
+    dev.add_argument("--no-curve", action="store_true",
+                     help="plain TCP between gateway and nodes (no CurveZMQ authentication or "
+                          "encryption): only where nothing else can reach the node ports")
 
     node = sub.add_parser("node", help="run one storage node")
     node.add_argument("--id", required=True)
@@ -63,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--region", default="us-east-1")
     gw.add_argument("--stripe-size", type=_size, default=_size("4MiB"),
                     help="data bytes per erasure-coded stripe (memory per request ~ 3 stripes x (k+m)/k)")
-    gw.add_argument("--no-curve", action="store_true", help="plain TCP to nodes (tests only)")
+    gw.add_argument("--no-curve", action="store_true",
+                    help="plain TCP to nodes started without --keys (a trusted host or network only)")
     gw.add_argument("--clock-offset-ms", type=int, default=0, help=argparse.SUPPRESS)  # fault injection
     gw.add_argument("--check-config", action="store_true", help="validate and exit")
 

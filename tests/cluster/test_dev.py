@@ -17,10 +17,11 @@ from tests.harness import REPO, free_port
 pytestmark = pytest.mark.cluster
 
 
-def start_dev(data_dir: Path, port: int, node_port: int, log: Path) -> subprocess.Popen:
+def start_dev(data_dir: Path, port: int, node_port: int, log: Path, *extra: str) -> subprocess.Popen:
     logf = open(log, "ab")
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "dev", "--data-dir", str(data_dir),
-                             "--port", str(port), "--node-base-port", str(node_port), "--workers", "1"],
+                             "--port", str(port), "--node-base-port", str(node_port), "--workers", "1",
+                             *extra],
                             cwd=REPO, stdout=logf, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     logf.close()
@@ -104,3 +105,26 @@ def test_dev_cluster_lifecycle(tmp_path):
         proc.kill()
         proc.wait(10)
     assert wait_gone(children) == set(), "children outlived a killed cairn dev"
+
+
+def test_dev_cluster_without_curve_says_so_and_works(tmp_path):
+    data_dir, log = tmp_path / "cairn-data", tmp_path / "dev.log"
+    port, node_port = free_port(), free_port_block(8)
+    payload = tmp_path / "plain.bin"
+    payload.write_bytes(os.urandom(200_000))
+    proc = start_dev(data_dir, port, node_port, log, "--no-curve")
+    children = children_of(proc.pid)
+    try:
+        assert "plain TCP (--no-curve)" in log.read_text()
+        cmdlines = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in children]
+        assert len(cmdlines) == 7 and not any(b"--keys" in c for c in cmdlines)
+        assert "curve OFF" in log.read_text()           # each node logs how it serves
+        assert aws(data_dir, port, "s3", "mb", "s3://plain").returncode == 0
+        assert aws(data_dir, port, "s3", "cp", str(payload), "s3://plain/p.bin").returncode == 0
+        down = tmp_path / "back.bin"
+        assert aws(data_dir, port, "s3", "cp", "s3://plain/p.bin", str(down)).returncode == 0
+        assert down.read_bytes() == payload.read_bytes()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert wait_gone(children) == set()
