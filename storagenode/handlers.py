@@ -16,13 +16,14 @@ from typing import Any, Awaitable, Callable, NamedTuple, Sequence
 from common import wire
 from storagenode import layout
 from storagenode.groupcommit import GroupCommitter
-from storagenode.store import NotFoundError, Store
+from storagenode.store import NotFoundError, RecordPage, Store
 from storagenode.writeops import RecordDelete, RecordPut, ShardDelete, ShardPut
 
 # Bigger shards are read (and hashed) on a reader thread. A 4 MiB stripe's shards (1 MiB) are
 # served inline: reading and hashing one costs ~0.1 ms, less than the hop to a thread.
 INLINE_READ_MAX = (1 << 20) + (64 << 10)
 SCAN_LIMIT_MAX = 10_000
+INLINE_SCAN_MAX = 256           # record scans this short are served on the event loop
 SCAN_LIMIT_DEFAULT = 1000
 
 
@@ -183,13 +184,26 @@ class Handlers:
         existed, deleted = await self._writer.submit(RecordDelete(key, stamp))
         return Reply({"existed": existed, "deleted": deleted})
 
-    async def record_scan(self, msg: wire.Message) -> Reply:
+    def record_scan(self, msg: wire.Message) -> Reply | Awaitable[Reply]:
         prefix, start, limit = self._scan_args(msg.args)
         heads = msg.args.get("heads", False)
         if not isinstance(heads, bool):
             raise BadRequest("heads must be a boolean")
+        # Most scans are short (a small bucket, a prefix with few keys): try a few records on
+        # the event loop, and only if there are more, scan on a reader thread from the start.
+        page = self._store.scan_records(prefix, start, min(limit, INLINE_SCAN_MAX), heads=heads)
+        if page.more and limit > INLINE_SCAN_MAX:
+            return self._record_scan_in_reader(prefix, start, limit, heads)
+        return self._scan_reply(page)
+
+    async def _record_scan_in_reader(self, prefix: bytes, start: bytes | None, limit: int,
+                                     heads: bool) -> Reply:
         page = await self._in_reader(functools.partial(self._store.scan_records, prefix, start,
                                                        limit, heads=heads))
+        return self._scan_reply(page)
+
+    @staticmethod
+    def _scan_reply(page: RecordPage) -> Reply:
         return Reply({"keys": page.keys, "stamps": page.stamps, "more": page.more,
                       "corrupt": page.corrupt}, page.values)
 

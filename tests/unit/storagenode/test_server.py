@@ -170,6 +170,20 @@ async def test_a_put_can_return_the_record_it_replaced(node):
             False, stamp(3), None)                    # refused: nothing replaced
 
 
+async def test_short_scans_inline_and_long_ones_on_a_reader_give_the_same_pages(node):
+    from storagenode.handlers import INLINE_SCAN_MAX
+    count = INLINE_SCAN_MAX + 40
+    async with NodeClient(node[1]) as c:
+        await asyncio.gather(*(c.put_record(b"s/%05d" % i, stamp(1), b"v%d" % i)
+                               for i in range(count)))
+        whole = await c.scan_records(b"s/", limit=1000)            # past the inline probe
+        assert [k for k, _, _ in whole.items] == [b"s/%05d" % i for i in range(count)]
+        assert not whole.more
+        short = await c.scan_records(b"s/", start=b"s/00010", limit=5)   # inline
+        assert [k for k, _, _ in short.items] == [b"s/%05d" % i for i in range(10, 15)]
+        assert short.more
+
+
 async def test_shutdown_closes_the_store(tmp_path):
     config = NodeConfig("n1", "tcp://127.0.0.1:*", tmp_path / "data", None, map_size=MiB)
     bound = asyncio.get_running_loop().create_future()
