@@ -250,13 +250,17 @@ class NodeClient:
         if heads:
             args["heads"] = True
         reply = await self._call(wire.Op.RECORD_SCAN, args, timeout=timeout)
-        keys, stamps = reply.args["keys"], reply.args["stamps"]
-        if len(keys) != len(stamps) or len(keys) != len(reply.payload):
+        keys, stamps, sizes = reply.args["keys"], reply.args["stamps"], reply.args["sizes"]
+        packed = _payload(reply, 0)
+        if not len(keys) == len(stamps) == len(sizes) or sum(sizes) != len(packed):
             raise BadRequest(f"{self.name}: malformed scan reply")
         corrupt = list(reply.args.get("corrupt", ()))
         if corrupt:
             log.error("%s: corrupt records %r", self.name, corrupt)
-        items = [(k, s, _payload(reply, i)) for i, (k, s) in enumerate(zip(keys, stamps))]
+        items, offset = [], 0
+        for key, stamp, size in zip(keys, stamps, sizes):
+            items.append((key, stamp, packed[offset:offset + size]))
+            offset += size
         return RecordPage(items, bool(reply.args["more"]), corrupt)
 
     # ---- request machinery ----------------------------------------------------------------------

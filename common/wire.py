@@ -1,4 +1,4 @@
-"""Gateway <-> storage-node wire format, version 1.
+"""Gateway <-> storage-node wire format, version 2.
 
 One request or response is one zmq multipart message:
 
@@ -10,7 +10,8 @@ A ROUTER socket on the node prefixes the DEALER's identity frame; the node echoe
 so the client can match responses that arrive out of order (no head-of-line blocking).
 
 Bump VERSION on any incompatible change; a node answers an unknown version with
-Status.UNSUPPORTED_VERSION rather than guessing.
+Status.UNSUPPORTED_VERSION rather than guessing. Version 2: a RECORD_SCAN reply carries its values
+in one payload frame with their sizes in args (a frame per value cost more than the values).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any, Sequence
 import msgpack
 
 MAGIC = b"CRN\x00"
-VERSION = 1
+VERSION = 2
 _HEADER = struct.Struct(">4sBBQ")
 HEADER_SIZE = _HEADER.size
 
@@ -37,8 +38,8 @@ class Op(enum.IntEnum):
     #                     -> {applied, stamp, replaced_stamp?} payload [replaced value, if any]
     RECORD_GET = 7      # args {key}                  -> {stamp}             payload [value]
     RECORD_DELETE = 8   # args {key, stamp?}          -> {existed, deleted}
-    RECORD_SCAN = 9     # args {prefix, start?, limit, heads?} -> {keys, stamps, more, corrupt}
-    #                     payload [values, or only their first `head` bytes with heads=True]
+    RECORD_SCAN = 9     # args {prefix, start?, limit, heads?} -> {keys, stamps, sizes, more, corrupt}
+    #                     payload [the values (only their heads with heads=True) back to back]
     STATS = 10          # args {}                     -> {node_id, shards, records, ...}
 
 

@@ -204,8 +204,9 @@ class Handlers:
 
     @staticmethod
     def _scan_reply(page: RecordPage) -> Reply:
-        return Reply({"keys": page.keys, "stamps": page.stamps, "more": page.more,
-                      "corrupt": page.corrupt}, page.values)
+        return Reply({"keys": page.keys, "stamps": page.stamps,
+                      "sizes": [len(v) for v in page.values], "more": page.more,
+                      "corrupt": page.corrupt}, [b"".join(page.values)])
 
     def _scan_args(self, args: dict[str, Any]) -> tuple[bytes, bytes | None, int]:
         prefix = _key(args, "prefix", self._max_key, allow_empty=True)

@@ -135,12 +135,12 @@ async def test_nothing_listening_is_unavailable():
 
 async def test_scan_records_page_unpacks_and_lists_corrupt_keys():
     reply = (wire.Status.OK, {"keys": [b"a", b"c"], "stamps": [bytes(16), bytes(16)],
-                              "more": True, "corrupt": [b"b"]}, [b"1", b"3"])
+                              "sizes": [1, 2], "more": True, "corrupt": [b"b"]}, [b"133"])
     async with FakeNode(lambda m: reply) as node, NodeClient(node.address) as c:
         page = await c.scan_records(b"", limit=3)
         items, more = page
     assert isinstance(page, RecordPage)
-    assert items == [(b"a", bytes(16), b"1"), (b"c", bytes(16), b"3")] and more
+    assert items == [(b"a", bytes(16), b"1"), (b"c", bytes(16), b"33")] and more
     assert page.corrupt == [b"b"]
     assert node.requests[0].args == {"prefix": b"", "limit": 3}
 
@@ -171,3 +171,11 @@ async def test_pool_marks_nodes_suspect_after_timeouts():
             assert pool.node_ids() == ["a"]
             with pytest.raises(KeyError):
                 pool["b"]
+
+
+async def test_a_scan_reply_whose_sizes_do_not_add_up_is_refused():
+    reply = (wire.Status.OK, {"keys": [b"a"], "stamps": [bytes(16)], "sizes": [5], "more": False,
+                              "corrupt": []}, [b"1234"])
+    async with FakeNode(lambda m: reply) as node, NodeClient(node.address) as c:
+        with pytest.raises(BadRequest, match="malformed"):
+            await c.scan_records(b"")
