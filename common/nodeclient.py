@@ -149,7 +149,6 @@ class NodeClient:
         try:
             configure_client_socket(sock, self._keys)
             sock.connect(self.address)
-            # Frames, not copies: a shard's bytes reach the HTTP response without one.
             self._io = LoopSocket(sock, self._on_reply)
         except BaseException:
             sock.close(linger=0)
@@ -327,7 +326,7 @@ class NodeClient:
             raise NodeTimeout(f"{self.name}: no reply to {op.name} within {timeout:g} s")
         return reply
 
-    def _on_reply(self, frames: list[bytes]) -> None:
+    def _on_reply(self, frames: list[zmq.Frame]) -> None:
         try:
             msg = wire.decode(frames)
         except wire.WireError as exc:

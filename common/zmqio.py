@@ -22,17 +22,14 @@ import zmq
 
 PUMP_BATCH = 64             # messages per loop turn before the pump yields to other callbacks
 
-Frames = list  # list[zmq.Frame] with copy=False, list[bytes] with copy=True
-
 
 class LoopSocket:
-    """Owns the loop's reader for one zmq socket; `on_message` gets every received message."""
+    """Owns the loop's reader for one zmq socket; `on_message` gets every received message as
+    zmq frames (not copies: a shard's bytes reach their destination without one)."""
 
-    def __init__(self, sock: zmq.Socket, on_message: Callable[[Frames], None], *,
-                 copy: bool = False) -> None:
+    def __init__(self, sock: zmq.Socket, on_message: Callable[[list[zmq.Frame]], None]) -> None:
         self._sock = sock
         self._on_message = on_message
-        self._copy = copy
         self._loop = asyncio.get_running_loop()
         self._fd = sock.getsockopt(zmq.FD)
         self._send_waiters: deque[asyncio.Future] = deque()
@@ -112,7 +109,7 @@ class LoopSocket:
             if not events & zmq.POLLIN or self._paused:
                 return
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=self._copy)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             self._on_message(frames)
