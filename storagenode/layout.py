@@ -87,20 +87,18 @@ def encode_record(stamp: bytes, value: bytes | memoryview, head_len: int | None 
 def decode_record(stored: bytes | memoryview, *, head_only: bool = False) -> tuple[bytes, bytes]:
     """(stamp, value) of a stored record, checked in full; with head_only, the value's head."""
     view = memoryview(stored)
-    if len(view) >= RECORD_HEADER_SIZE and view[0] == RECORD_VERSION:
-        stamp = view[1:1 + STAMP_SIZE]
-        rest = view[RECORD_HEADER_SIZE_V1:]
-        if _record_check(stamp, rest) != view[1 + STAMP_SIZE:RECORD_HEADER_SIZE_V1]:
-            raise CorruptValue("record does not match its xxh3_64")
-        (head_len,) = _HEAD_LEN.unpack(rest[:4])
-        value = rest[4:]
-        if head_len > len(value):
-            raise CorruptValue("record head longer than its value")
-        return bytes(stamp), bytes(value[:head_len] if head_only else value)
-    if len(view) >= RECORD_HEADER_SIZE_V1 and view[0] == 1:
-        stamp = view[1:1 + STAMP_SIZE]
-        value = view[RECORD_HEADER_SIZE_V1:]
-        if _record_check(stamp, value) != view[1 + STAMP_SIZE:RECORD_HEADER_SIZE_V1]:
-            raise CorruptValue("record does not match its xxh3_64")
-        return bytes(stamp), bytes(value)
-    raise CorruptValue("bad record header")
+    version = view[0] if len(view) else None
+    if version not in (1, RECORD_VERSION) or len(view) < (
+            RECORD_HEADER_SIZE if version == RECORD_VERSION else RECORD_HEADER_SIZE_V1):
+        raise CorruptValue("bad record header")
+    # Both versions checksum the stamp and everything after the checksum.
+    stamp, rest = view[1:1 + STAMP_SIZE], view[RECORD_HEADER_SIZE_V1:]
+    if _record_check(stamp, rest) != view[1 + STAMP_SIZE:RECORD_HEADER_SIZE_V1]:
+        raise CorruptValue("record does not match its xxh3_64")
+    if version == 1:
+        return bytes(stamp), bytes(rest)
+    (head_len,) = _HEAD_LEN.unpack(rest[:4])
+    value = rest[4:]
+    if head_len > len(value):
+        raise CorruptValue("record head longer than its value")
+    return bytes(stamp), bytes(value[:head_len] if head_only else value)
