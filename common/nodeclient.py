@@ -23,13 +23,14 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import xxhash
 import zmq
 
 from common import wire
 from common.keys import ClientKeys
+from common.wire import RecordPutOutcome
 from common.zmqio import LoopSocket
 
 log = logging.getLogger(__name__)
@@ -101,12 +102,6 @@ class RecordPage:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.items, self.more))
-
-
-class RecordPutOutcome(NamedTuple):
-    applied: bool
-    stamp: bytes                                   # the stamp the node holds now
-    replaced: tuple[bytes, bytes] | None = None    # (stamp, value) overwritten, when asked
 
 
 def configure_client_socket(sock: zmq.Socket, keys: ClientKeys | None) -> None:

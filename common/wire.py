@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import msgpack
 
@@ -60,6 +60,13 @@ IDEMPOTENT_OPS = frozenset({Op.PING, Op.SHARD_GET, Op.SHARD_SCAN, Op.RECORD_GET,
                             Op.SHARD_PUT})
 # SHARD_PUT and RECORD_PUT are idempotent by construction: a shard key names immutable bytes,
 # and a record put is a last-writer-wins register keyed by its stamp.
+
+
+class RecordPutOutcome(NamedTuple):
+    """What a RECORD_PUT did, as the node's store returns it and the client reads it back."""
+    applied: bool
+    stamp: bytes                                   # the stamp the register holds now
+    replaced: tuple[bytes, bytes] | None = None    # (stamp, value) overwritten, when asked
 
 
 class WireError(ValueError):

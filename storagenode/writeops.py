@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple, Protocol
+from typing import Mapping, Protocol
 
 import lmdb
 
+from common.wire import RecordPutOutcome
 from storagenode import layout
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,6 @@ class ShardDelete:
         return f"shard delete {_short(self.key)}"
 
 
-class PutOutcome(NamedTuple):
-    applied: bool
-    stamp: bytes                                   # the stamp the register holds now
-    replaced: tuple[bytes, bytes] | None = None    # (stamp, value) it replaced, if asked for
-
-
 @dataclass(frozen=True, eq=False)
 class RecordPut:
     """Last-writer-wins: applied only if the stamp is strictly newer (bytewise) than the stored
@@ -73,7 +68,8 @@ class RecordPut:
     want_replaced: bool = False
     frees_space = False
 
-    def apply(self, txn: lmdb.Transaction, dbs: Mapping[str, lmdb._Database]) -> PutOutcome:
+    def apply(self, txn: lmdb.Transaction, dbs: Mapping[str, lmdb._Database]
+              ) -> RecordPutOutcome:
         stored = txn.get(self.key, db=dbs["records"])
         replaced = None
         if stored is not None:
@@ -83,12 +79,12 @@ class RecordPut:
                 log.warning("replacing corrupt record %s", _short(self.key))
             else:
                 if self.stamp <= current:
-                    return PutOutcome(False, current)
+                    return RecordPutOutcome(False, current)
                 if self.want_replaced:
                     replaced = (current, value)
         txn.put(self.key, layout.encode_record(self.stamp, self.value, self.head_len),
                 db=dbs["records"])
-        return PutOutcome(True, self.stamp, replaced)
+        return RecordPutOutcome(True, self.stamp, replaced)
 
     def __str__(self) -> str:
         return f"record put {_short(self.key)} ({len(self.value)} bytes)"
