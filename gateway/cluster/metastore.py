@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Iterable
 
 from common.nodeclient import NodeError, NodePool, NotFound, RecordPutOutcome
 from gateway.cluster.records import head_length
