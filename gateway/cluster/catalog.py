@@ -30,6 +30,13 @@ class StoredObject:
     record: ObjectRecord
     stamp: bytes
 
+    def seen_in(self, incarnation: int) -> StoredObject:
+        """As the bucket with this created_ns sees it: a record written into an earlier bucket
+        of the same name reads as a tombstone (its stamp kept, so a write still orders after it)."""
+        if self.record.belongs_to(incarnation):
+            return self
+        return StoredObject(ObjectRecord.tombstone(self.record.mtime_ns), self.stamp)
+
 
 class Catalog:
     def __init__(self, meta: MetaStore, clock: HybridClock, *, key_cache_ttl: float = 5.0):
@@ -124,9 +131,8 @@ class Catalog:
         rec = ObjectRecord.decode(found.value)
         if rec.key is not None and rec.key != key:  # a hashed record key that is another key's
             return None
-        if incarnation is not None and not rec.belongs_to(incarnation):
-            rec = ObjectRecord.tombstone(rec.mtime_ns)
-        return StoredObject(rec, found.stamp)
+        stored = StoredObject(rec, found.stamp)
+        return stored if incarnation is None else stored.seen_in(incarnation)
 
     async def commit_object(self, bucket: str, key: str, rec: ObjectRecord,
                             seen: StoredObject | None) -> bytes:

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.cluster.catalog import StoredObject
-from gateway.cluster.records import BucketRecord, ObjectRecord
+from gateway.cluster.records import BucketRecord
 from gateway.s3 import errors
 from gateway.s3.router import Endpoint
 
@@ -85,9 +84,7 @@ class RequestContext:
             found = await found_task
         finally:
             found_task.cancel()
-        if found is not None and not found.record.belongs_to(bucket.created_ns):
-            found = StoredObject(ObjectRecord.tombstone(found.record.mtime_ns), found.stamp)
-        return bucket, found
+        return bucket, None if found is None else found.seen_in(bucket.created_ns)
 
     def check_access(self, rec: BucketRecord, need: str) -> None:
         if not may(rec, self.access_key, need):
