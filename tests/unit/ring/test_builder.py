@@ -15,19 +15,10 @@ from hypothesis import assume, given, settings, strategies as st
 from ring.builder import build_ring
 from ring.model import Node, Ring
 from ring.targets import target_assignments
+from tests.unit.ring.nodes import make_nodes
 
 FAST = settings(max_examples=30, deadline=None)
 WEIGHTS = st.sampled_from([0.5, 1.0, 1.0, 1.5, 2.0, 3.0])
-
-
-def make_nodes(zone_weights: list[list[float]]) -> list[Node]:
-    """Nodes named n00.., zone z<i> holding the weights listed for it."""
-    nodes = []
-    for z, weights in enumerate(zone_weights):
-        for w in weights:
-            i = len(nodes)
-            nodes.append(Node(f"n{i:02d}", f"tcp://127.0.0.1:{7000 + i}", f"z{z}", w))
-    return nodes
 
 
 @st.composite

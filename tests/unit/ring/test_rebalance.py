@@ -12,18 +12,10 @@ from ring.builder import build_ring
 from ring.model import Node, Ring
 from ring.movement import ideal_movement, moved_assignments
 from ring.targets import target_assignments
+from tests.unit.ring.nodes import make_nodes
 
 PP = 8
 P = 1 << PP
-
-
-def make_nodes(zone_weights: list[list[float]], prefix: str = "n") -> list[Node]:
-    nodes = []
-    for z, weights in enumerate(zone_weights):
-        for w in weights:
-            i = len(nodes)
-            nodes.append(Node(f"{prefix}{i:02d}", f"tcp://127.0.0.1:{7000 + i}", f"z{z}", w))
-    return nodes
 
 
 def counts_by_id(ring: Ring) -> Counter:
