@@ -4,6 +4,7 @@
     .venv/bin/python bench/s3.py                       # default matrix, both targets
     .venv/bin/python bench/s3.py --no-seaweedfs --sizes 4KiB --modes put --conc 1,16
     .venv/bin/python bench/s3.py --no-curve            # adds a Cairn cluster without CurveZMQ
+    .venv/bin/python bench/s3.py --ceiling             # adds bench/ceiling.py: aiohttp, no cluster
 
 Both servers run on this machine, bounded in time; the targets are interleaved cell by cell
 (bench/matrix.py), so both see the same machine noise: quote ratios from one run. SeaweedFS comes
@@ -139,6 +140,16 @@ def start_seaweedfs(work: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
+def start_ceiling(work: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = open(work / "ceiling.log", "wb")
+    proc = subprocess.Popen([sys.executable, str(HERE / "ceiling.py"), "--port", str(port),
+                             "--workers", str(workers), "--dir", f"/dev/shm/cairn-ceiling-{port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    wait_url(f"http://127.0.0.1:{port}/probe/none", 30, proc, ok=(404,))
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def stop(proc: subprocess.Popen | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -161,11 +172,13 @@ def main() -> int:
     ap.add_argument("--no-seaweedfs", action="store_true")
     ap.add_argument("--no-curve", action="store_true",
                     help="also measure a second Cairn cluster with plain TCP between gateway and nodes")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also measure bench/ceiling.py: the same aiohttp front end with no cluster behind it")
     ap.add_argument("--out", type=Path, default=HERE / "results-s3.json")
     ap.add_argument("rest", nargs="*", help="extra arguments for s3load.py (after --)")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
-    cairn = plain = seaweed = None
+    cairn = plain = seaweed = ceiling = None
     try:
         cairn, url, ak, sk = start_cairn(a.work, a.workers)
         targets = ["--target", f"cairn={url}@{ak}:{sk}"]
@@ -175,6 +188,9 @@ def main() -> int:
         if not a.no_seaweedfs:
             seaweed, sw_url = start_seaweedfs(a.work)
             targets += ["--target", f"seaweedfs={sw_url}@benchkey:benchsecret"]
+        if a.ceiling:
+            ceiling, ceiling_url = start_ceiling(a.work, a.workers)
+            targets += ["--target", f"aiohttp-ceiling={ceiling_url}@none:none"]
         cmd = [sys.executable, str(HERE / "matrix.py"), *targets, "--sizes", a.sizes, "--modes", a.modes,
                "--conc", a.conc, "--reps", str(a.reps), "--duration", str(a.duration), "--out", str(a.out)]
         if a.rest:
@@ -184,6 +200,7 @@ def main() -> int:
         stop(cairn)
         stop(plain)
         stop(seaweed)
+        stop(ceiling)
 
 
 if __name__ == "__main__":
