@@ -23,10 +23,12 @@ from common.nodeclient import NodePool
 from gateway.cluster.catalog import Catalog
 from gateway.cluster.uploads import Uploads
 from gateway.cluster.datapath import DataPath
+from gateway.cluster.heal import ShardHealer
 from gateway.cluster.health import NodeWatch
 from gateway.cluster.hlc import HybridClock
 from gateway.cluster.metastore import MetaStore
 from gateway.cluster.quorum import Quorums, derive_quorums
+from gateway.cluster.records import DataRef
 from gateway.config import GatewayConfig
 from gateway.metrics import Metrics
 from gateway.s3 import errors
@@ -80,12 +82,18 @@ def cluster_context(config: GatewayConfig):
         metrics = Metrics()
         async with NodePool({n.id: n.address for n in ring.nodes}, keys=keys,
                             timeout=config.node_timeout) as pool, \
-                NodeWatch(pool, interval=config.node_probe_interval):
+                NodeWatch(pool, interval=config.node_probe_interval), \
+                ShardHealer(pool, timeout=config.node_timeout,
+                            on_healed=lambda o: metrics.healed.inc(len(o.rebuilt))) as healer:
+            def repair_hint(ref: DataRef, stripe_no: int, shard: int, why: str) -> None:
+                metrics.repair_hint(why)
+                healer.report(ref, stripe_no, shard, why)
+
             meta = MetaStore(pool, lambda: ring, quorums, timeout=config.node_timeout)
             data = DataPath(pool, lambda: ring, quorums, executor, stripe_size=config.stripe_size,
                             read_window=config.read_window, write_budget=config.write_budget,
                             window=config.stripe_window, timeout=config.node_timeout * 2,
-                            straggler_grace=config.straggler_grace, repair_hint=metrics.repair_hint)
+                            straggler_grace=config.straggler_grace, repair_hint=repair_hint)
             clock = HybridClock(wall_ms=lambda: time.time_ns() // 1_000_000 + config.clock_offset_ms)
             app[SERVICES] = Services(config=config, ring=ring, quorums=quorums, pool=pool,
                                      catalog=Catalog(meta, clock), uploads=Uploads(meta, clock),

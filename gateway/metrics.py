@@ -16,16 +16,16 @@ class Metrics:
         self.repairs = Counter("cairn_shards_needing_repair_total",
                                "Shards found missing or corrupt on read", ["reason"],
                                registry=self.registry)
-        self.pending_repairs: list[tuple[bytes, int, int, str]] = []
+        self.healed = Counter("cairn_shards_healed_total",
+                              "Shards rebuilt and written back after a read found them bad",
+                              registry=self.registry)
 
     def observe(self, method: str, op: str, status: int, seconds: float) -> None:
         self.requests.labels(method, op, str(status)).inc()
         self.latency.labels(op).observe(seconds)
 
-    def repair_hint(self, ref, stripe: int, shard: int, why: str) -> None:
+    def repair_hint(self, why: str) -> None:
         self.repairs.labels(why).inc()
-        if len(self.pending_repairs) < 10_000:  # bounded: a repair worker drains it
-            self.pending_repairs.append((ref.data_id, stripe, shard, why))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -18,7 +18,7 @@ from typing import Callable
 
 from common import stripes
 from common.codec import ErasureCode
-from common.nodeclient import NodeError, NodePool
+from common.nodeclient import NodeError, NodePool, NodeTimeout, NodeUnavailable
 from gateway.cluster.catalog import Catalog
 from gateway.cluster.metastore import MetaStore
 from gateway.cluster.records import (SYSTEM_PARTITION, DataRef, ObjectRecord, bucket_partition,
@@ -37,6 +37,14 @@ class RepairReport:
     unrepairable: list[str] = field(default_factory=list)  # "bucket/key stripe N: why"
 
 
+@dataclass
+class StripeRepair:
+    checked: int = 0
+    read_bytes: int = 0
+    rebuilt: list[int] = field(default_factory=list)     # shard indices written back
+    failures: list[str] = field(default_factory=list)    # why a shard could not be rebuilt
+
+
 class Throttle:
     def __init__(self, bytes_per_second: float | None):
         self._rate = bytes_per_second
@@ -52,36 +60,51 @@ class Throttle:
             await asyncio.sleep(ahead)
 
 
+async def repair_stripe(pool: NodePool, code: ErasureCode, ref: DataRef, stripe_no: int, *,
+                        timeout: float = 10.0, only_answered: bool = False) -> StripeRepair:
+    """Read every shard of one stripe and write back the ones that could not be read, rebuilt
+    from k good ones. With only_answered, a shard whose node did not answer (down, or too slow)
+    is left alone: it is not known to be bad, and its node could not take the write anyway."""
+    keys = [shard_key(ref.data_id, stripe_no, i) for i in range(ref.k + ref.m)]
+    results = await asyncio.gather(*(pool[ref.nodes[i]].get_shard(keys[i], timeout=timeout)
+                                     for i in range(ref.k + ref.m)), return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, (NodeError, asyncio.TimeoutError)):
+            raise r
+    outcome = StripeRepair(checked=len(results))
+    good = {i: r for i, r in enumerate(results) if not isinstance(r, BaseException)}
+    outcome.read_bytes = sum(len(r) for r in good.values())
+    bad = [i for i, r in enumerate(results) if isinstance(r, BaseException)
+           and not (only_answered and isinstance(r, (NodeTimeout, NodeUnavailable, asyncio.TimeoutError)))]
+    if not bad:
+        return outcome
+    if len(good) < ref.k:
+        outcome.failures.append(f"stripe {stripe_no}: {len(good)} of {ref.k + ref.m} shards readable")
+        return outcome
+    chosen = dict(sorted(good.items())[: ref.k])
+    rebuilt = await asyncio.get_running_loop().run_in_executor(None, code.reconstruct, chosen, bad)
+    writes = await asyncio.gather(*(pool[ref.nodes[i]].put_shard(keys[i], rebuilt[i], timeout=timeout)
+                                    for i in bad), return_exceptions=True)
+    for i, w in zip(bad, writes):
+        if isinstance(w, BaseException):
+            outcome.failures.append(f"stripe {stripe_no} shard {i}: {ref.nodes[i]} refused ({w})")
+        else:
+            outcome.rebuilt.append(i)
+            log.info("rebuilt shard %d of stripe %d (data %s) on %s", i, stripe_no,
+                     ref.data_id.hex(), ref.nodes[i])
+    return outcome
+
+
 async def repair_extent(pool: NodePool, ref: DataRef, size: int, report: RepairReport, name: str,
                         throttle: Throttle, timeout: float = 10.0) -> None:
     code = ErasureCode(ref.k, ref.m)
     for s in range(stripes.stripe_count(size, ref.stripe_size)):
-        keys = [shard_key(ref.data_id, s, i) for i in range(ref.k + ref.m)]
-        results = await asyncio.gather(*(pool[ref.nodes[i]].get_shard(keys[i], timeout=timeout)
-                                         for i in range(ref.k + ref.m)), return_exceptions=True)
+        outcome = await repair_stripe(pool, code, ref, s, timeout=timeout)
         report.stripes += 1
-        report.shards_checked += len(results)
-        good = {i: r for i, r in enumerate(results) if not isinstance(r, BaseException)}
-        bad = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
-        for r in results:
-            if isinstance(r, BaseException) and not isinstance(r, (NodeError, asyncio.TimeoutError)):
-                raise r
-        await throttle.charge(sum(len(r) for r in good.values()))
-        if not bad:
-            continue
-        if len(good) < ref.k:
-            report.unrepairable.append(f"{name} stripe {s}: {len(good)} of {ref.k + ref.m} shards readable")
-            continue
-        chosen = dict(sorted(good.items())[: ref.k])
-        rebuilt = await asyncio.get_running_loop().run_in_executor(None, code.reconstruct, chosen, bad)
-        writes = await asyncio.gather(*(pool[ref.nodes[i]].put_shard(keys[i], rebuilt[i], timeout=timeout)
-                                        for i in bad), return_exceptions=True)
-        for i, w in zip(bad, writes):
-            if isinstance(w, BaseException):
-                report.unrepairable.append(f"{name} stripe {s} shard {i}: {ref.nodes[i]} refused ({w})")
-            else:
-                report.shards_rebuilt += 1
-                log.info("rebuilt shard %d of stripe %d of %s on %s", i, s, name, ref.nodes[i])
+        report.shards_checked += outcome.checked
+        report.shards_rebuilt += len(outcome.rebuilt)
+        report.unrepairable.extend(f"{name} {why}" for why in outcome.failures)
+        await throttle.charge(outcome.read_bytes)
 
 
 async def sync_records(meta: MetaStore, pool: NodePool, partition: bytes, prefix: bytes,

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from common.keys import load_client_keys
 from common.nodeclient import NodeClient, NodeError
-from gateway.cluster.records import ObjectRecord, bucket_partition, object_key
+from gateway.cluster.records import ObjectRecord, bucket_partition, object_key, shard_key
 from ring.ringfile import load as load_ring
 from tests.harness import LocalCluster
 
@@ -332,13 +332,13 @@ def metric(c: LocalCluster, name: str, **labels: str) -> float:
     return total
 
 
-def test_corrupt_shard_is_decoded_around_and_reported(fresh: LocalCluster) -> None:
+def test_corrupt_shard_is_decoded_around_reported_and_healed(fresh: LocalCluster) -> None:
     s3 = client(fresh)
     s3.create_bucket(Bucket="rot")
     body = os.urandom(3 * MiB)
     s3.put_object(Bucket="rot", Key="obj", Body=body)
     rec = stored_record(fresh, "rot", "obj")
-    holder = rec.data.nodes[0]          # data shard 0 of stripe 0 is body[0 : 256 KiB]
+    holder = rec.data.nodes[0]          # data shard 0 of the one stripe is body[0 : 768 KiB]
     before = metric(fresh, "cairn_shards_needing_repair_total", reason="corrupt")
 
     fresh.kill_node(holder)
@@ -351,6 +351,23 @@ def test_corrupt_shard_is_decoded_around_and_reported(fresh: LocalCluster) -> No
     assert metric(fresh, "cairn_shards_needing_repair_total", reason="corrupt") >= before + 1
     log = (fresh.base / "gateway0.log").read_text(errors="replace")
     assert f"shard 0 of stripe 0 (data {rec.data.data_id.hex()}) on {holder} unreadable (corrupt)" in log
+
+    # Healed on read: the holder serves the shard again, rebuilt byte for byte, with no scrub run.
+    async def shard_now() -> bytes | None:
+        node = next(n for n in load_ring(fresh.ring_path).nodes if n.id == holder)
+        async with NodeClient(node.address, keys=load_client_keys(fresh.keys_dir), timeout=3,
+                              retries=0) as nc:
+            try:
+                return bytes(await nc.get_shard(shard_key(rec.data.data_id, 0, 0)))
+            except NodeError:
+                return None
+    deadline = time.monotonic() + 30
+    while asyncio.run(shard_now()) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    healed = asyncio.run(shard_now())
+    assert healed is not None, f"{holder} still has no good shard 0 of stripe 0"
+    assert healed == body[:len(body) // 4]      # one 3 MiB stripe: data shard 0 is its first quarter
+    assert metric(fresh, "cairn_shards_healed_total") >= 1
 
 
 # ---- durability across kill -9 -------------------------------------------------------------
