@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Iterable
 
-from common.nodeclient import NodeError, NodePool, NotFound, RecordPutOutcome
+from common.nodeclient import Corrupt, NodeError, NodePool, NotFound, RecordPutOutcome
 from gateway.cluster.records import head_length
 from gateway.cluster.quorum import Quorums
 from gateway.s3.errors import ServiceUnavailable
@@ -51,7 +51,8 @@ async def first_answers(calls: dict[str, Callable[[], Awaitable]], needed: int, 
 
     NotFound counts as an answer. Other errors count against the quorum; once it can no longer be
     reached, ServiceUnavailable. Calls still running go on in the background; `on_all_done` then
-    sees every answer (used for read repair)."""
+    sees every answer, and the Corrupt error of each replica that had a damaged copy (used for
+    read repair: such a copy is rewritten like a missing one)."""
     waiting = list(calls.items())
     tasks: dict[asyncio.Future, str] = {}
     pending: set[asyncio.Future] = set()
@@ -95,20 +96,22 @@ async def first_answers(calls: dict[str, Callable[[], Awaitable]], needed: int, 
         kinds = ", ".join(sorted({f"{n}: {type(e).__name__}" for n, e in failures.items()}))
         raise ServiceUnavailable(f"{what}: {len(answers)} of {len(calls)} replicas answered, "
                                  f"{needed} needed ({kinds})")
+    damaged = {n: e for n, e in failures.items() if isinstance(e, Corrupt)}
     if pending:
         async def finish() -> None:
             await asyncio.wait(pending)
             if on_all_done is not None:
-                full = dict(answers)
+                full = {**damaged, **answers}
                 for t in pending:
-                    if not t.cancelled() and (t.exception() is None or isinstance(t.exception(), NotFound)):
+                    if not t.cancelled() and (t.exception() is None
+                                              or isinstance(t.exception(), (NotFound, Corrupt))):
                         full[tasks[t]] = t.exception() or t.result()
                 on_all_done(full)
         bg = asyncio.ensure_future(finish())
         background.add(bg)
         bg.add_done_callback(background.discard)
     elif on_all_done is not None:
-        on_all_done(answers)
+        on_all_done({**damaged, **answers})
     return answers
 
 
@@ -141,8 +144,8 @@ class MetaStore:
         def repair(answers: dict[str, object]) -> None:
             newest = _newest(answers.values())
             if newest is not None:
-                stale = [n for n, a in answers.items()
-                         if isinstance(a, NotFound) or (isinstance(a, tuple) and a[0] < newest.stamp)]
+                stale = [n for n, a in answers.items() if isinstance(a, (NotFound, Corrupt))
+                         or (isinstance(a, tuple) and a[0] < newest.stamp)]
                 if stale:
                     log.info("read repair of %r on %s", key, ",".join(stale))
                     for n in stale:

@@ -370,6 +370,35 @@ def test_corrupt_shard_is_decoded_around_reported_and_healed(fresh: LocalCluster
     assert metric(fresh, "cairn_shards_healed_total") >= 1
 
 
+def test_corrupt_record_replica_is_read_around_and_rewritten(fresh: LocalCluster) -> None:
+    s3 = client(fresh)
+    s3.create_bucket(Bucket="rotrec")
+    body = os.urandom(2 * KiB)          # inline: the bytes live in the object record itself
+    s3.put_object(Bucket="rotrec", Key="small", Body=body)
+    ring = load_ring(fresh.ring_path)
+    holder = ring.nodes_for(bucket_partition("rotrec"))[0]      # always among the replicas read
+    fresh.kill_node(holder.id)
+    assert flip_in_file(fresh.base / "nodes" / holder.id / "data.mdb", body[500:564]) >= 1
+    restart(fresh, holder.id)
+
+    async def replica_state() -> str:
+        async with NodeClient(holder.address, keys=load_client_keys(fresh.keys_dir), timeout=3,
+                              retries=0) as nc:
+            try:
+                _, value = await nc.get_record(object_key("rotrec", "small"))
+            except NodeError as exc:
+                return type(exc).__name__
+        return "good" if ObjectRecord.decode(bytes(value)).inline == body else "wrong"
+    assert asyncio.run(replica_state()) == "Corrupt"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert s3.get_object(Bucket="rotrec", Key="small")["Body"].read() == body
+        if asyncio.run(replica_state()) == "good":
+            break
+        time.sleep(0.2)
+    assert asyncio.run(replica_state()) == "good"
+
+
 # ---- durability across kill -9 -------------------------------------------------------------
 def test_acknowledged_puts_survive_a_kill9_restart(fresh: LocalCluster) -> None:
     s3 = client(fresh)

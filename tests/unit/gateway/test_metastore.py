@@ -116,12 +116,16 @@ async def test_get_with_m_nodes_down_and_with_too_many_down(cluster) -> None:
         await cluster.meta.get(PART, KEY)
 
 
-async def test_a_corrupt_replica_counts_against_the_read_quorum(cluster) -> None:
+async def test_a_corrupt_replica_counts_against_the_read_quorum_and_is_rewritten(cluster) -> None:
     await cluster.meta.put(PART, KEY, b"v", stamp(1))
+    await cluster.meta.put(PART, KEY, b"v2", stamp(2))
     replicas = cluster.replicas(PART)
-    replicas[0].corrupt_record(KEY)
-    assert (await cluster.meta.get(PART, KEY)).value == b"v"
-    for node in replicas[1:4]:
+    replicas[0].corrupt_record(KEY)        # reads start with the first R replicas
+    assert (await cluster.meta.get(PART, KEY)).value == b"v2"
+    # read repair rewrites the damaged copy with the newest, as it does a missing one
+    assert await settle(lambda: KEY not in replicas[0]._corrupt_records)
+    assert await replicas[0].get_record(KEY) == (stamp(2), b"v2")
+    for node in replicas[:4]:
         node.corrupt_record(KEY)
     with pytest.raises(ServiceUnavailable, match="Corrupt"):
         await cluster.meta.get(PART, KEY)
