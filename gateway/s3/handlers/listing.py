@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from aiohttp import web
 
@@ -66,7 +65,7 @@ async def walk(catalog: Catalog, bucket: str, prefix: str, delimiter: str, marke
                     last, cursor = common, common + PAST
                     break  # seek past everything under this prefix
             entries.append(ObjectEntry(
-                key=key, last_modified=datetime.fromtimestamp(rec.mtime_ns / 1e9, tz=timezone.utc),
+                key=key, mtime_ns=rec.mtime_ns,
                 etag=rec.etag, size=rec.size, owner_id=owner, checksum_algorithm=None))
             last = cursor = key
             if len(entries) + len(prefixes) >= max_keys:

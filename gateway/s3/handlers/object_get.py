@@ -1,7 +1,7 @@
 """GetObject and HeadObject: newest committed version, ranges, conditions, streamed stripes."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
 
@@ -17,8 +17,12 @@ from gateway.s3.xml import http_date
 SEND_SLICE = 1 << 20  # hand the transport at most 1 MiB at a time (backpressure, see figures.md)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def last_modified(rec: ObjectRecord) -> datetime:
-    return datetime.fromtimestamp(rec.mtime_ns / 1e9, tz=timezone.utc)
+    # Integer arithmetic, as listings use (xml.iso8601_ns): a float of ns rounds across seconds.
+    return _EPOCH + timedelta(microseconds=rec.mtime_ns // 1000)
 
 
 async def load_object(ctx: RequestContext, need: str = READ) -> StoredObject:

@@ -5,6 +5,8 @@ from urllib.parse import unquote_plus
 
 import boto3
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -17,6 +19,7 @@ DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
 NS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
 T0 = datetime(2009, 10, 12, 17, 50, 30, 123456, tzinfo=timezone.utc)
 T0_ISO = "2009-10-12T17:50:30.123Z"
+T0_NS = 1255369830_123456789    # T0, to the nanosecond
 
 
 def doc(root, body):
@@ -24,6 +27,18 @@ def doc(root, body):
 
 
 # --- time formats --------------------------------------------------------------------------------
+
+def test_iso8601_ns_is_iso8601_of_the_same_instant():
+    assert xml.iso8601_ns(T0_NS) == T0_ISO
+    assert xml.iso8601_ns(0) == "1970-01-01T00:00:00.000Z"
+    assert xml.iso8601_ns(1_999_999_999) == "1970-01-01T00:00:01.999Z"    # truncated, never rounded up
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_800 * 10**9))     # to 2100
+def test_iso8601_ns_matches_the_datetime_form(ns: int):
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000)
+    assert xml.iso8601_ns(ns) == xml.iso8601(moment)
+
 
 def test_iso8601_has_milliseconds_and_z_in_utc():
     assert xml.iso8601(T0) == T0_ISO
@@ -158,7 +173,7 @@ def test_delete_result_quiet_lists_only_errors():
     assert xml.delete_result_xml([("a", None)], [], quiet=True) == doc("DeleteResult", "")
 
 
-ENTRY = ObjectEntry("my-image.jpg", T0, "fba9dede5f27731c9771645a39863328", 434234, owner_id="oid")
+ENTRY = ObjectEntry("my-image.jpg", T0_NS, "fba9dede5f27731c9771645a39863328", 434234, owner_id="oid")
 
 
 def test_list_objects_v1_xml():
@@ -172,7 +187,7 @@ def test_list_objects_v1_xml():
 
 
 def test_list_objects_v1_xml_with_delimiter_truncation_and_url_encoding():
-    entry = ObjectEntry("dir/a b+c", T0, '"e"', 0, owner_id="oid", owner_name="me", checksum_algorithm="CRC32")
+    entry = ObjectEntry("dir/a b+c", T0_NS, '"e"', 0, owner_id="oid", owner_name="me", checksum_algorithm="CRC32")
     body = xml.list_objects_v1_xml("b", prefix="dir/", marker="dir/0 0", next_marker="dir/a b+c", max_keys=2,
                                    delimiter="/", is_truncated=True, encoding_type="url",
                                    entries=[entry], common_prefixes=["dir/sub dir/"])
@@ -304,7 +319,7 @@ HARD_KEYS = ["a b", "a+b", "100%", "%2F", "\x01ctl", "é/😀", "tab\there", "cr
 @pytest.mark.parametrize("operation,renderer", [("list_objects", xml.list_objects_v1_xml),
                                                 ("list_objects_v2", xml.list_objects_v2_xml)])
 def test_botocore_decodes_url_encoded_listings_back_to_the_original_keys(operation, renderer):
-    entries = [ObjectEntry(k, T0, "e", 1, owner_id="o") for k in HARD_KEYS]
+    entries = [ObjectEntry(k, T0_NS, "e", 1, owner_id="o") for k in HARD_KEYS]
     body = renderer("b", prefix="p q+", delimiter="/", encoding_type="url", entries=entries,
                     common_prefixes=["x y+/"])
     parsed = boto_call(operation, body, Bucket="b")  # boto3 sets encoding-type=url and decodes
@@ -320,7 +335,7 @@ def test_botocore_decodes_url_encoded_listings_back_to_the_original_keys(operati
 
 def test_xml_safe_keys_round_trip_without_url_encoding():
     keys = [k for k in HARD_KEYS if k != "\x01ctl"]  # XML 1.0 cannot carry \x01; S3 has the same limit
-    body = xml.list_objects_v2_xml("b", entries=[ObjectEntry(k, T0, "e", 1) for k in keys])
+    body = xml.list_objects_v2_xml("b", entries=[ObjectEntry(k, T0_NS, "e", 1) for k in keys])
     parsed = boto_call("list_objects_v2", body, Bucket="b", EncodingType="url")  # not auto-set: no decoding
     assert [o["Key"] for o in parsed["Contents"]] == keys
 
