@@ -223,4 +223,9 @@ def run_node(config: NodeConfig) -> None:
         except asyncio.CancelledError:
             log.info("node %s stopped", config.node_id)
 
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # optional speed-up
+        pass
     asyncio.run(main())
