@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import uuid
 from pathlib import Path
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape
@@ -40,7 +41,7 @@ def make_app(root: Path) -> web.Application:
             return web.Response()
         md5 = hashlib.md5()
         path = bucket_dir / quote(key, safe="")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")   # concurrent PUTs of one key
         with open(tmp, "wb") as f:
             async for chunk in request.content.iter_chunked(1 << 20):
                 md5.update(chunk)
