@@ -13,7 +13,7 @@ import functools
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from types import MappingProxyType
 from typing import Iterable, Mapping, Sequence
@@ -48,6 +48,16 @@ def iso8601(moment: datetime) -> str:
     u = _as_utc(moment)  # f-string rather than strftime: listings format thousands of these
     return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
             f".{u.microsecond // 1000:03d}Z")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def utc_from_ns(ns: int) -> datetime:
+    """The UTC datetime of a time stored as ns since the epoch, truncated to the microsecond in
+    integer arithmetic (a float of ns can round into the next millisecond or second), so every
+    response shows a stored time the same way iso8601_ns does."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def iso8601_ns(ns: int) -> str:

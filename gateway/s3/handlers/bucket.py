@@ -3,7 +3,6 @@ configurations Cairn does not keep (answered with S3's own "no such configuratio
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 from aiohttp import web
 
@@ -16,7 +15,7 @@ from gateway.s3.handlers.object_delete import read_small_body
 from gateway.s3.names import validate_bucket_name
 from gateway.s3.router import Op
 from gateway.s3.xml import (acl_xml, list_buckets_xml, location_xml, parse_create_bucket,
-                            versioning_xml)
+                            utc_from_ns, versioning_xml)
 
 XML = {"Content-Type": "application/xml"}
 CANNED_ACLS = {"private", "public-read", "public-read-write", "authenticated-read",
@@ -70,7 +69,7 @@ async def delete_bucket(ctx: RequestContext) -> web.StreamResponse:
 
 async def list_buckets(ctx: RequestContext) -> web.StreamResponse:
     buckets = await ctx.services.catalog.list_buckets()
-    mine = [(b.name, datetime.fromtimestamp(b.created_ns / 1e9, tz=timezone.utc))
+    mine = [(b.name, utc_from_ns(b.created_ns))
             for b in buckets if may(b, ctx.access_key, READ)]
     body = list_buckets_xml(ctx.access_key, ctx.access_key, sorted(mine))
     return web.Response(body=body, headers=XML)

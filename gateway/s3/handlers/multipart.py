@@ -13,7 +13,6 @@ import hashlib
 import re
 import time
 import uuid
-from datetime import datetime, timezone
 
 from aiohttp import web
 
@@ -34,16 +33,12 @@ from gateway.s3.payload import PayloadReader
 from gateway.s3.router import Op, parse_copy_source
 from gateway.s3.xml import (PartEntry, UploadEntry, complete_multipart_xml, copy_part_result_xml,
                             initiate_multipart_xml, list_multipart_uploads_xml, list_parts_xml,
-                            parse_complete_multipart)
+                            parse_complete_multipart, utc_from_ns)
 
 XML = {"Content-Type": "application/xml"}
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
 _COPY_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{1,19})")
-
-
-def _dt(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
 
 
 async def open_upload(ctx: RequestContext, need: str = WRITE,
@@ -177,7 +172,7 @@ async def upload_part_copy(ctx: RequestContext) -> web.StreamResponse:
     part = PartRef(number=number, size=size, etag=etag, mtime_ns=time.time_ns(),
                    checksums=checksums, inline=inline, data=ref)
     await _save_part(ctx, upload, part)
-    return web.Response(body=copy_part_result_xml(etag, _dt(part.mtime_ns), checksums), headers=XML)
+    return web.Response(body=copy_part_result_xml(etag, utc_from_ns(part.mtime_ns), checksums), headers=XML)
 
 
 def _copy_source_range(header: str, size: int) -> tuple[int, int]:
@@ -340,7 +335,7 @@ async def list_parts(ctx: RequestContext) -> web.StreamResponse:
             truncated = True
             break
         parts.append(part)
-    entries = [PartEntry(part_number=p.number, last_modified=_dt(p.mtime_ns), etag=p.etag, size=p.size,
+    entries = [PartEntry(part_number=p.number, last_modified=utc_from_ns(p.mtime_ns), etag=p.etag, size=p.size,
                          checksums=p.checksums) for p in parts]
     body = list_parts_xml(ctx.bucket, ctx.key, upload.upload_id, owner_id=upload.owner,
                           part_number_marker=marker,
@@ -387,7 +382,7 @@ async def list_uploads(ctx: RequestContext) -> web.StreamResponse:
         if common is not None:
             prefixes.append(common)
         else:
-            entries.append(UploadEntry(key=rec.key, upload_id=rec.upload_id, initiated=_dt(rec.initiated_ns),
+            entries.append(UploadEntry(key=rec.key, upload_id=rec.upload_id, initiated=utc_from_ns(rec.initiated_ns),
                                        owner_id=rec.owner, checksum_algorithm=rec.checksum_algorithm))
     # The next page starts after whatever this one listed last: an upload, or a common prefix.
     next_key = next_id = None

@@ -1,7 +1,7 @@
 """GetObject and HeadObject: newest committed version, ranges, conditions, streamed stripes."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from aiohttp import web
 
@@ -12,17 +12,13 @@ from gateway.s3.checksums import checksum_type_of
 from gateway.s3.handlers.context import READ, RequestContext
 from gateway.s3.httpsemantics import RESPONSE_OVERRIDES, check_read_conditions, parse_range
 from gateway.s3.router import Op
-from gateway.s3.xml import http_date
+from gateway.s3.xml import http_date, utc_from_ns
 
 SEND_SLICE = 1 << 20  # hand the transport at most 1 MiB at a time (backpressure, see figures.md)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
 def last_modified(rec: ObjectRecord) -> datetime:
-    # Integer arithmetic, as listings use (xml.iso8601_ns): a float of ns rounds across seconds.
-    return _EPOCH + timedelta(microseconds=rec.mtime_ns // 1000)
+    return utc_from_ns(rec.mtime_ns)
 
 
 async def load_object(ctx: RequestContext, need: str = READ) -> StoredObject:

@@ -37,6 +37,7 @@ def test_iso8601_ns_is_iso8601_of_the_same_instant():
 @given(st.integers(min_value=0, max_value=4_102_444_800 * 10**9))     # to 2100
 def test_iso8601_ns_matches_the_datetime_form(ns: int):
     moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000)
+    assert xml.utc_from_ns(ns) == moment
     assert xml.iso8601_ns(ns) == xml.iso8601(moment)
 
 
