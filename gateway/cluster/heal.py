@@ -37,7 +37,6 @@ class ShardHealer:
         self._on_healed = on_healed or (lambda outcome: None)
         self._queue: asyncio.Queue[tuple[DataRef, int]] = asyncio.Queue(QUEUE_LIMIT)
         self._queued: set[tuple[bytes, int]] = set()
-        self._codes: dict[tuple[int, int], ErasureCode] = {}
         self._worker: asyncio.Task | None = None
 
     async def __aenter__(self) -> ShardHealer:
@@ -69,7 +68,8 @@ class ShardHealer:
         while True:
             ref, stripe_no = await self._queue.get()
             try:
-                outcome = await repair_stripe(self._pool, self._code(ref.k, ref.m), ref, stripe_no,
+                # A fresh code per heal, as the scrub builds one per extent: heals are rare.
+                outcome = await repair_stripe(self._pool, ErasureCode(ref.k, ref.m), ref, stripe_no,
                                               timeout=self._timeout, only_answered=True)
             except Exception:       # a bug, not a node condition: log it, keep healing
                 log.exception("healing stripe %d of data %s failed", stripe_no, ref.data_id.hex())
@@ -79,9 +79,3 @@ class ShardHealer:
             for why in outcome.failures:
                 log.warning("heal of data %s: %s", ref.data_id.hex(), why)
             self._on_healed(outcome)
-
-    def _code(self, k: int, m: int) -> ErasureCode:
-        code = self._codes.get((k, m))
-        if code is None:
-            code = self._codes[(k, m)] = ErasureCode(k, m)
-        return code
